@@ -1,0 +1,62 @@
+"""The one interface every protocol is written against (DESIGN.md, "The channel contract").
+
+Protocol code never touches a socket: it calls ``send``/``recv`` on a :class:`Channel`, and a
+transport (in-memory for tests and simulation, gRPC + mutual TLS for deployment) does the I/O.
+Payloads are Python objects that a registered codec can encode (numpy arrays, Paillier
+``EncryptedArray``, CKKS tensors, small typed messages, raw ``bytes``); the transport encodes them,
+wraps them in a signed envelope and verifies and decodes them on receipt.
+
+Ordering: messages from one sender to one receiver on one topic are delivered in send order.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["Channel"]
+
+
+class Channel(abc.ABC):
+    """One party's view of the federation for one job session."""
+
+    @property
+    @abc.abstractmethod
+    def party(self) -> str:
+        """This party's name."""
+
+    @property
+    @abc.abstractmethod
+    def peers(self) -> tuple[str, ...]:
+        """The other parties of the session, sorted by name."""
+
+    @abc.abstractmethod
+    def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
+        """Encode, sign and send ``payload`` to ``peer`` under ``topic``."""
+
+    @abc.abstractmethod
+    def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
+        """Block until the next verified message from ``peer`` on ``topic`` and return it decoded.
+
+        Raises the transport's timeout / peer-down error instead of hanging past ``timeout``.
+        """
+
+    def broadcast(
+        self, topic: str, payload: Any, *, peers: Iterable[str] | None = None, round: int = 0
+    ) -> None:
+        """Send the same payload to every peer (or to ``peers``)."""
+        for peer in self.peers if peers is None else peers:
+            self.send(peer, topic, payload, round=round)
+
+    def gather(
+        self, topic: str, *, peers: Iterable[str] | None = None, timeout: float | None = None
+    ) -> Mapping[str, Any]:
+        """Receive one message on ``topic`` from every peer (or from ``peers``)."""
+        return {
+            peer: self.recv(peer, topic, timeout=timeout)
+            for peer in (self.peers if peers is None else peers)
+        }
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport resources. Idempotent."""

@@ -1,0 +1,5 @@
+import sys
+
+from vfl.cli import main
+
+sys.exit(main())
