@@ -44,7 +44,9 @@ def test_cli_bad_input_is_one_line_and_nonzero() -> None:
     assert "invalid choice" in proc.stderr
 
 
-_UNSAFE = re.compile(r"pickle\.loads?\(|allow_pickle=True|yaml\.load\(|torch\.load\((?!.*weights_only=True)")
+_UNSAFE = re.compile(
+    r"pickle\.loads?\(|allow_pickle=True|yaml\.load\(|torch\.load\((?!.*weights_only=True)"
+)
 
 
 def test_no_unsafe_deserialisation_in_library_code() -> None:

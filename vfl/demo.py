@@ -108,10 +108,14 @@ def run_demo(*, paillier_bits: int = 2048, progress: bool = True) -> dict[str, A
     """Run every phase that exists today and return a JSON-ready summary."""
     rng = np.random.default_rng(2026)
     phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        (f"Paillier {paillier_bits}-bit: keygen, encrypt, 3x+y, X.T@enc, decrypt",
-         lambda: _paillier_phase(paillier_bits, rng)),
-        ("CKKS N=8192 (128-bit): encrypt 256x16, send, @ 16x8 at the peer, decrypt at the owner",
-         lambda: _ckks_phase(rng)),
+        (
+            f"Paillier {paillier_bits}-bit: keygen, encrypt, 3x+y, X.T@enc, decrypt",
+            lambda: _paillier_phase(paillier_bits, rng),
+        ),
+        (
+            "CKKS N=8192 (128-bit): encrypt 256x16, send, @ 16x8 at the peer, decrypt at the owner",
+            lambda: _ckks_phase(rng),
+        ),
     ]
     results: list[PhaseResult] = []
     for name, fn in phases:

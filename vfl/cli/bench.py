@@ -2,7 +2,8 @@
 
 Every benchmark measures the engine next to a named baseline in the same run and reports the
 ratio; see ``benchmarks/README.md``. Benchmarks live in :mod:`vfl.bench`, one module each, with
-``add_arguments(parser)`` and ``run(args) -> dict``.
+``add_arguments(parser)`` and ``run(args) -> dict``. A benchmark module is imported only when it
+is the one asked for, so that heavy imports never slow down the other commands.
 """
 
 from __future__ import annotations
@@ -19,15 +20,26 @@ from vfl.bench import BENCHMARKS
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="run a benchmark against its baseline, print JSON")
-    bench_sub = parser.add_subparsers(dest="benchmark", metavar="NAME")
-    bench_sub.required = True
-    for name, (module_name, help_text) in BENCHMARKS.items():
-        p = bench_sub.add_parser(name, help=help_text)
-        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
-        p.set_defaults(func=_run, bench_module=module_name)
-        importlib.import_module(module_name).add_arguments(p)
+    listing = "\n".join(f"  {name:<12} {help_text}" for name, (_m, help_text) in BENCHMARKS.items())
+    parser = sub.add_parser(
+        "bench",
+        help="run a benchmark against its baseline, print JSON",
+        description="Run a benchmark. `vfl bench NAME --help` shows its options.\n\n" + listing,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("benchmark", choices=sorted(BENCHMARKS), metavar="NAME")
+    parser.add_argument("bench_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(func=_run)
+
+
+def _bench_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
+    module_name, help_text = BENCHMARKS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"vfl bench {name}", description=help_text)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    module.add_arguments(parser)
+    return parser, module
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -57,10 +69,11 @@ def _human(result: dict[str, Any], indent: int = 0) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    module = importlib.import_module(args.bench_module)
-    result: dict[str, Any] = module.run(args)
+    parser, module = _bench_parser(args.benchmark)
+    bench_args = parser.parse_args(args.bench_args)
+    result: dict[str, Any] = module.run(bench_args)
     text = json.dumps(result, indent=2, sort_keys=False)
-    if args.out:
-        _write_atomically(args.out, text + "\n")
-    print(text if args.json else _human(result), file=sys.stdout)
+    if bench_args.out:
+        _write_atomically(bench_args.out, text + "\n")
+    print(text if bench_args.json else _human(result), file=sys.stdout)
     return 0
