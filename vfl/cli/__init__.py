@@ -13,11 +13,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
+# Imported first, before anything can import grpc: it fixes gRPC's TLS policy (TLS 1.3 only),
+# which gRPC reads once at import time (protocols/_tls_policy.py).
+import protocols  # noqa: F401
+
 __all__ = ["main", "build_parser"]
 
 # (command name, module). Each module registers its own sub-parser.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "vfl.cli.demo"),
+    ("certs", "vfl.cli.certs"),
+    ("serve", "vfl.cli.serve"),
     ("bench", "vfl.cli.bench"),
 )
 
@@ -27,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vfl",
         description="Vertical federated learning and secure computation engine.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for _name, module_name in _COMMANDS:
@@ -54,8 +62,14 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = (
+        logging.WARNING
+        if args.verbose == 0
+        else (logging.INFO if args.verbose == 1 else logging.DEBUG)
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
