@@ -154,7 +154,10 @@ class GrpcChannel(Channel):
         self._peers = tuple(sorted(node.peer_channels))
         self._stubs = {p: pb_grpc.PartyServiceStub(ch) for p, ch in node.peer_channels.items()}
         self._locks = {p: threading.Lock() for p in self._peers}
-        self._next_seq = dict.fromkeys(self._peers, 1)
+        # Sequence numbers start at the wall clock in nanoseconds, so a party process that
+        # crashes and restarts in the same session keeps sending numbers above everything its
+        # earlier incarnation sent and can rejoin; a replay of an old envelope stays rejected.
+        self._next_seq = dict.fromkeys(self._peers, time.time_ns())
         self._closed = False
 
     @property

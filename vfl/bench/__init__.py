@@ -10,6 +10,24 @@ from __future__ import annotations
 __all__ = ["BENCHMARKS"]
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "paillier": ("vfl.bench.paillier", "Paillier encrypt/decrypt/add/mul/X.T@enc vs python-paillier"),
+    "channel": ("vfl.bench.channel", "secure channel (mTLS+signing+chunks) vs plain gRPC, 1/64 MB"),
+    "paillier": (
+        "vfl.bench.paillier",
+        "Paillier encrypt/decrypt/add/mul/X.T@enc vs python-paillier",
+    ),
     "ckks": ("vfl.bench.ckks", "CKKS batch encrypt/matmul/serialise vs one-ciphertext-per-row"),
+    "hetero-lr": (
+        "vfl.bench.hetero_lr",
+        "hetero LR: Paillier vs plaintext epoch time, AUC vs sklearn",
+    ),
+    "splitnn": (
+        "vfl.bench.splitnn",
+        "split NN: plain vs Paillier vs CKKS throughput, AUC vs centralised MLP, leak AUC",
+    ),
+    "psi": ("vfl.bench.psi", "two-party ECDH-PSI as two OS processes vs openmined-psi, same ids"),
+    "fedavg": ("vfl.bench.fedavg", "FedAvg/FedProx/robust aggregation, credit homo vs central LR"),
+    "compression": (
+        "vfl.bench.compression",
+        "update compressors and exact DP sampler vs raw float32 / float noise",
+    ),
 }

@@ -24,6 +24,11 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "vfl.cli.demo"),
     ("certs", "vfl.cli.certs"),
     ("serve", "vfl.cli.serve"),
+    ("run", "vfl.cli.run"),
+    ("psi", "vfl.cli.psi"),
+    ("audit", "vfl.cli.audit"),
+    ("models", "vfl.cli.models"),
+    ("privacy", "vfl.cli.privacy"),
     ("bench", "vfl.cli.bench"),
 )
 

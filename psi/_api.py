@@ -1,0 +1,189 @@
+"""The public entry points: :func:`intersect` on a column of ids, :func:`align` on a DataFrame."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crypto.random import RandomSource, resolve
+from protocols.channel import Channel
+from psi._common import DEFAULT_BATCH, Progress, PSIOutcome, Reveal, RevealKind
+from psi._normalise import Duplicates, normalise_ids
+from psi._pool import BatchPool
+from psi._twoparty import run_two_party
+from psi.errors import PSIUsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PSIResult", "intersect", "align"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PSIResult:
+    """This party's output of one PSI session.
+
+    ``size`` is ``None`` when this party learns nothing (another party is the only receiver);
+    ``rows`` (input row positions of the members, in the order shared by every receiving
+    party) is ``None`` unless this party learns the members.
+    """
+
+    party: str
+    reveal: Reveal
+    size: int | None
+    rows: np.ndarray | None
+    n_input: int
+    n_unique: int
+    n_duplicates_dropped: int
+    tag_bytes: int
+
+
+def _session_parties(channel: Channel, peers: Iterable[str] | None) -> tuple[str, ...]:
+    chosen = tuple(channel.peers) if peers is None else tuple(peers)
+    if not chosen:
+        raise PSIUsageError("PSI needs at least one peer")
+    unknown = sorted(set(chosen) - set(channel.peers))
+    if unknown:
+        raise PSIUsageError(f"unknown peer(s) {unknown}; the channel knows {list(channel.peers)}")
+    if channel.party in chosen or len(set(chosen)) != len(chosen):
+        raise PSIUsageError("peers must be distinct and must not include this party")
+    return tuple(sorted(set(chosen) | {channel.party}))
+
+
+def intersect(
+    ids: Sequence[object] | np.ndarray | pd.Series,
+    *,
+    channel: Channel,
+    peers: Iterable[str] | None = None,
+    reveal: str | Reveal = "all",
+    leader: str | None = None,
+    duplicates: Duplicates | str = Duplicates.ERROR,
+    column: str = "id",
+    rng: RandomSource | None = None,
+    workers: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> PSIResult:
+    """Private set intersection of this party's ``ids`` with every peer's, over ``channel``.
+
+    Two parties run ECDH-PSI; three or more run the multi-party protocol led by ``leader``
+    (default: the sole receiver if ``reveal`` names one, else the first party by name), which
+    reveals no pairwise intersection sizes. Ids are
+    normalised (see :func:`psi.normalise_id`); nulls are an error; duplicates follow
+    ``duplicates``. ``reveal`` is ``"all"``, ``"size"`` or one party's name. ``timeout``
+    (seconds per wait) defaults to a limit that grows with the input size. ``workers=0`` runs
+    inline; ``None`` uses every core.
+    """
+    parties = _session_parties(channel, peers)
+    parsed = Reveal.parse(reveal, parties)
+    if batch < 1:
+        raise PSIUsageError("batch must be >= 1")
+    norm = normalise_ids(ids, column=column, duplicates=duplicates)
+    source = resolve(rng)
+    with BatchPool(workers=workers) as pool:
+        if len(parties) == 2:
+            (peer,) = (p for p in parties if p != channel.party)
+            outcome: PSIOutcome = run_two_party(
+                norm,
+                channel=channel,
+                peer=peer,
+                reveal=parsed,
+                rng=source,
+                pool=pool,
+                batch=batch,
+                timeout=timeout,
+                progress=progress,
+            )
+        else:
+            from psi._multiparty import run_multi_party
+
+            if leader is not None:
+                lead = leader
+            elif parsed.kind is RevealKind.PARTY and parsed.party is not None:
+                lead = parsed.party
+            else:
+                lead = parties[0]
+            if lead not in parties:
+                raise PSIUsageError(f"leader {lead!r} is not a party of the session")
+            outcome = run_multi_party(
+                norm,
+                channel=channel,
+                parties=parties,
+                leader=lead,
+                reveal=parsed,
+                rng=source,
+                pool=pool,
+                batch=batch,
+                timeout=timeout,
+                progress=progress,
+            )
+    rows = None if outcome.members is None else norm.rows[outcome.members]
+    logger.info(
+        "%s: PSI done (%d ids, reveal=%s, intersection=%s)",
+        channel.party,
+        len(norm),
+        parsed.wire,
+        outcome.size,
+    )
+    return PSIResult(
+        party=channel.party,
+        reveal=parsed,
+        size=outcome.size,
+        rows=rows,
+        n_input=norm.n_input,
+        n_unique=len(norm),
+        n_duplicates_dropped=norm.n_duplicates_dropped,
+        tag_bytes=outcome.tag_bytes,
+    )
+
+
+def align(
+    df: pd.DataFrame,
+    *,
+    channel: Channel,
+    id_column: str,
+    peers: Iterable[str] | None = None,
+    reveal: str | Reveal = "all",
+    leader: str | None = None,
+    duplicates: Duplicates | str = Duplicates.ERROR,
+    rng: RandomSource | None = None,
+    workers: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame | None:
+    """This party's rows whose id is in the intersection, in the same order at every party.
+
+    No raw id leaves the party. Row order is the order of the members' shared PSI tags (the
+    same at every party that learns the members); the index is reset. Returns ``None`` at a
+    party that does not learn the members (``reveal`` names another party). ``reveal="size"``
+    is refused: use :func:`intersect` for the size.
+    """
+    if id_column not in df.columns:
+        raise PSIUsageError(f"id column {id_column!r} not found; columns are {list(df.columns)}")
+    if (reveal if isinstance(reveal, str) else reveal.kind.value) == RevealKind.SIZE.value:
+        raise PSIUsageError("align needs the members; use psi.intersect(..., reveal='size')")
+    result = intersect(
+        df[id_column],
+        channel=channel,
+        peers=peers,
+        reveal=reveal,
+        leader=leader,
+        duplicates=duplicates,
+        column=id_column,
+        rng=rng,
+        workers=workers,
+        batch=batch,
+        timeout=timeout,
+        progress=progress,
+    )
+    if result.rows is None:
+        return None
+    return df.iloc[result.rows].reset_index(drop=True)

@@ -1,0 +1,30 @@
+"""Hetero (vertical) logistic regression under Paillier, arbiter-free, k >= 1 feature parties.
+
+See docs/protocols/hetero_lr.md for the message sequence, the keys and the leakage table.
+"""
+
+from vfl.hetero_lr._config import (
+    Approximation,
+    ClassWeight,
+    CryptoSettings,
+    HeteroLRConfig,
+    LRSchedule,
+    Obfuscator,
+    Penalty,
+    SchemeName,
+)
+from vfl.hetero_lr._feature import HeteroLRFeatureParty
+from vfl.hetero_lr._label import HeteroLRLabelParty
+
+__all__ = [
+    "Approximation",
+    "ClassWeight",
+    "CryptoSettings",
+    "HeteroLRConfig",
+    "HeteroLRFeatureParty",
+    "HeteroLRLabelParty",
+    "LRSchedule",
+    "Obfuscator",
+    "Penalty",
+    "SchemeName",
+]

@@ -1,0 +1,328 @@
+"""Job files: parse and validate the TOML of DESIGN.md "The job file" into frozen dataclasses.
+
+Every party runs the same file and reads only its own ``[parties.NAME]`` section's data. Unknown
+keys and wrong types are :class:`ConfigError` naming the key; so are a party that is not in the
+file, a label column configured at a feature party, and data that lacks a configured column.
+``Job.digest`` is a SHA-256 over the canonical parsed content: parties compare it before any
+work, so a party running a different file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vfl.errors import ConfigError
+
+__all__ = [
+    "CryptoSection",
+    "EvaluationSection",
+    "Job",
+    "JobSection",
+    "MODEL_PARSERS",
+    "PartySection",
+    "load_job",
+    "parse_job",
+]
+
+JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg")
+_TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi"}
+
+
+def _table(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a table")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {prefix}.{key} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _get(
+    table: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    prefix: str,
+    *,
+    default: Any = ...,
+    required: bool = False,
+) -> Any:
+    if key not in table:
+        if required or default is ...:
+            raise ConfigError(f"missing key {prefix}.{key}")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigError(
+            f"{prefix}.{key} has the wrong type: expected {'/'.join(k.__name__ for k in kinds)}, got bool"
+        )
+    if not isinstance(value, kinds):
+        raise ConfigError(
+            f"{prefix}.{key} has the wrong type: expected {'/'.join(k.__name__ for k in kinds)}, got {type(value).__name__}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class JobSection:
+    id: str
+    type: str
+    label_party: str | None = None
+    aggregator: str | None = None
+
+
+@dataclass(frozen=True)
+class PartySection:
+    name: str
+    data: Path
+    id_column: str
+    test_data: Path | None = None
+    label_column: str | None = None
+    features: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CryptoSection:
+    scheme: str = "paillier"
+    key_bits: int = 2048
+    obfuscator: str = "djn"
+    precision_bits: int = 16
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    test_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """A parsed job file. ``model`` is the type-specific config from :data:`MODEL_PARSERS`."""
+
+    job: JobSection
+    parties: Mapping[str, PartySection]
+    crypto: CryptoSection
+    evaluation: EvaluationSection
+    model: Any
+    psi: Mapping[str, Any] = field(default_factory=dict)
+    digest: str = ""
+
+    def party(self, name: str) -> PartySection:
+        if name not in self.parties:
+            raise ConfigError(
+                f"party {name!r} is not in this job file (parties: {', '.join(sorted(self.parties))}); is this the right file?"
+            )
+        return self.parties[name]
+
+    @property
+    def feature_parties(self) -> list[str]:
+        return sorted(p for p in self.parties if p != self.job.label_party)
+
+    def check_data(self, name: str, df: pd.DataFrame, *, what: str = "data") -> None:
+        """Columns this party's ``data``/``test_data`` must have; errors before any training."""
+        section = self.party(name)
+        if section.id_column not in df.columns:
+            raise ConfigError(f"parties.{name}.{what}: id column {section.id_column!r} is missing")
+        if section.label_column is not None and section.label_column not in df.columns:
+            raise ConfigError(
+                f"parties.{name}.{what}: label column {section.label_column!r} is missing"
+            )
+        if self.job.type == "psi":
+            return
+        lp = self.job.label_party
+        label = self.parties[lp].label_column if lp is not None and lp in self.parties else None
+        if name != self.job.label_party and label is not None and label in df.columns:
+            raise ConfigError(
+                f"parties.{name}.{what}: holds the label column {label!r}, but {name} is a feature party; remove it from its data"
+            )
+        features = (
+            list(section.features)
+            if section.features is not None
+            else [c for c in df.columns if c not in (section.id_column, section.label_column)]
+        )
+        missing = [c for c in features if c not in df.columns]
+        if missing:
+            raise ConfigError(
+                f"parties.{name}.{what}: feature column(s) missing: {', '.join(missing)}"
+            )
+        if not features:
+            raise ConfigError(f"parties.{name}.{what}: no feature columns")
+        for column in features:
+            if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(
+                df[column]
+            ):
+                raise ConfigError(
+                    f"parties.{name}.{what}: feature column {column!r} is not numeric (dtype {df[column].dtype})"
+                )
+
+
+def _parse_hetero_lr(
+    model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]
+) -> Any:
+    from vfl.hetero_lr import CryptoSettings, HeteroLRConfig, Obfuscator, SchemeName
+
+    if crypto.scheme not in ("paillier", "plain"):
+        raise ConfigError(
+            f"crypto.scheme {crypto.scheme!r} is not available for hetero_lr (paillier or plain)"
+        )
+    settings = CryptoSettings(
+        scheme=SchemeName(crypto.scheme),
+        key_bits=crypto.key_bits,
+        precision_bits=crypto.precision_bits,
+        obfuscator=Obfuscator(crypto.obfuscator)
+        if crypto.obfuscator in ("djn", "standard")
+        else crypto.obfuscator,  # type: ignore[arg-type]
+        insecure_allow_small_keys=bool(job.get("_insecure_small_keys", False)),
+    )
+    return HeteroLRConfig.from_mapping(model, crypto=settings)
+
+
+def _parse_none(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
+    if model:
+        raise ConfigError(
+            f"unknown key model.{next(iter(model))} (a psi job has no [model] settings)"
+        )
+    return None
+
+
+def _parse_split_nn(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
+    from vfl.split_nn import parse_split_nn_model
+
+    return parse_split_nn_model(
+        model,
+        scheme=crypto.scheme,
+        key_bits=crypto.key_bits,
+        insecure_allow_small_keys=bool(job.get("_insecure_small_keys", False)),
+    )
+
+
+def _parse_fedavg(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
+    from vfl.horizontal import parse_fedavg_model
+
+    return parse_fedavg_model(model, crypto, job)
+
+
+# Job type -> parser of the [model] table (imports are lazy: a psi job never loads torch).
+MODEL_PARSERS: dict[str, Callable[[Mapping[str, Any], CryptoSection, Mapping[str, Any]], Any]] = {
+    "psi": _parse_none,
+    "hetero_lr": _parse_hetero_lr,
+    "split_nn": _parse_split_nn,
+    "fedavg": _parse_fedavg,
+}
+
+
+def parse_job(
+    raw: Mapping[str, Any], *, base_dir: Path | None = None, allow_small_keys: bool = False
+) -> Job:
+    """Validate a job file's parsed TOML; relative data paths are resolved against ``base_dir``."""
+    _check_keys(raw, _TOP_KEYS, "job file")
+    jt = _table(raw.get("job"), "job") if "job" in raw else None
+    if jt is None:
+        raise ConfigError("missing table [job]")
+    _check_keys(jt, {"id", "type", "label_party", "aggregator"}, "job")
+    job = JobSection(
+        id=_get(jt, "id", str, "job", required=True),
+        type=_get(jt, "type", str, "job", required=True),
+        label_party=_get(jt, "label_party", str, "job", default=None),
+        aggregator=_get(jt, "aggregator", str, "job", default=None),
+    )
+    if not job.id:
+        raise ConfigError("job.id must not be empty")
+    if job.type not in JOB_TYPES:
+        raise ConfigError(f"job.type must be one of {', '.join(JOB_TYPES)}, got {job.type!r}")
+    if job.type not in MODEL_PARSERS:
+        raise ConfigError(f"job.type {job.type!r} is not supported by this version of vfl run")
+    pt = _table(raw.get("parties", {}), "parties")
+    if len(pt) < 2:
+        raise ConfigError("parties needs at least two [parties.NAME] tables")
+    base = base_dir or Path.cwd()
+    parties: dict[str, PartySection] = {}
+    for name, section in pt.items():
+        prefix = f"parties.{name}"
+        section = _table(section, prefix)
+        _check_keys(section, {"data", "test_data", "id_column", "label_column", "features"}, prefix)
+        features = _get(section, "features", list, prefix, default=None)
+        if features is not None and not all(isinstance(f, str) for f in features):
+            raise ConfigError(f"{prefix}.features must be a list of column names")
+        test = _get(section, "test_data", str, prefix, default=None)
+        parties[name] = PartySection(
+            name=name,
+            data=base / _get(section, "data", str, prefix, required=True),
+            id_column=_get(section, "id_column", str, prefix, required=True),
+            test_data=base / test if test is not None else None,
+            label_column=_get(section, "label_column", str, prefix, default=None),
+            features=tuple(features) if features is not None else None,
+        )
+    if job.type in ("hetero_lr", "split_nn"):
+        if job.label_party is None:
+            raise ConfigError(f"missing key job.label_party (required for {job.type})")
+        if job.label_party not in parties:
+            raise ConfigError(
+                f"job.label_party {job.label_party!r} has no [parties.{job.label_party}] table"
+            )
+        if parties[job.label_party].label_column is None:
+            raise ConfigError(
+                f"missing key parties.{job.label_party}.label_column (the label party's label)"
+            )
+        for name, section in parties.items():
+            if name != job.label_party and section.label_column is not None:
+                raise ConfigError(
+                    f"parties.{name}.label_column: {name} is a feature party and must not have a label column"
+                )
+    ct = _table(raw.get("crypto", {}), "crypto")
+    _check_keys(ct, {"scheme", "key_bits", "obfuscator", "precision_bits"}, "crypto")
+    crypto = CryptoSection(
+        scheme=_get(ct, "scheme", str, "crypto", default="paillier"),
+        key_bits=_get(ct, "key_bits", int, "crypto", default=2048),
+        obfuscator=_get(ct, "obfuscator", str, "crypto", default="djn"),
+        precision_bits=_get(ct, "precision_bits", int, "crypto", default=16),
+    )
+    if crypto.scheme not in ("paillier", "ckks", "plain"):
+        raise ConfigError(f"crypto.scheme must be paillier, ckks or plain, got {crypto.scheme!r}")
+    et = _table(raw.get("evaluation", {}), "evaluation")
+    _check_keys(et, {"test_fraction", "seed"}, "evaluation")
+    evaluation = EvaluationSection(
+        test_fraction=float(_get(et, "test_fraction", (int, float), "evaluation", default=0.2)),
+        seed=_get(et, "seed", int, "evaluation", default=0),
+    )
+    if not 0.0 <= evaluation.test_fraction < 1.0:
+        raise ConfigError(
+            f"evaluation.test_fraction must be in [0, 1), got {evaluation.test_fraction}"
+        )
+    psi = dict(_table(raw.get("psi", {}), "psi"))
+    _check_keys(psi, {"reveal"}, "psi")
+    model = MODEL_PARSERS[job.type](
+        _table(raw.get("model", {}), "model"), crypto, {"_insecure_small_keys": allow_small_keys}
+    )
+    canonical = json.dumps(raw, sort_keys=True, default=str).encode()
+    return Job(
+        job=job,
+        parties=parties,
+        crypto=crypto,
+        evaluation=evaluation,
+        model=model,
+        psi=psi,
+        digest=hashlib.sha256(canonical).hexdigest(),
+    )
+
+
+def load_job(path: str | Path, *, allow_small_keys: bool = False) -> Job:
+    """Read and validate a job file."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_job(raw, base_dir=p.parent, allow_small_keys=allow_small_keys)
