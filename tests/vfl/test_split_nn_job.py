@@ -24,7 +24,7 @@ from vfl.split_nn import (
 )
 
 torch.set_num_threads(1)
-DATA = "/work/shared/data/fate"
+DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "fate")
 
 
 def vehicle() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from protocols.memory import InMemoryNetwork
+from vfl._datasets import shared_data_dir
 from vfl.bench.common import machine_info
 from vfl.horizontal import (
     AGGREGATOR_NAME,
@@ -54,7 +55,7 @@ from vfl.metrics import auc
 
 __all__ = ["add_arguments", "run"]
 
-DATA_DIR = Path("/work/shared/data/fate")
+DATA_DIR = shared_data_dir()
 _HOMO = ("guest", "host_1", "host_2")
 
 

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vfl._datasets import shared_data_dir
 from vfl.bench.common import machine_info
 
 __all__ = ["add_arguments", "run"]
 
-DATA_DIR = Path("/work/shared/data/fate")
+DATA_DIR = shared_data_dir()
 DATASETS = {"credit": "default_credit", "breast": "breast"}
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from vfl._datasets import shared_data_dir
 from vfl.bench.common import machine_info
 from vfl.jobs import MeteredChannel
 from vfl.metrics import auc
@@ -46,7 +47,7 @@ from vfl.split_nn import (
 
 __all__ = ["add_arguments", "run"]
 
-DATA = "/work/shared/data/fate"
+DATA = str(shared_data_dir())
 UNITS = 8
 
 
