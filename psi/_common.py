@@ -25,6 +25,7 @@ __all__ = [
     "scaled_timeout",
     "random_permutation",
     "as_void",
+    "tags_in",
     "check_chunk",
     "batched",
     "session_salt",
@@ -126,6 +127,22 @@ def as_void(tags: np.ndarray) -> np.ndarray:
     """View an ``(n, t)`` uint8 array as ``n`` opaque ``t``-byte scalars (sortable, hashable)."""
     tags = np.ascontiguousarray(tags, dtype=np.uint8)
     return tags.view(f"V{tags.shape[1]}").reshape(tags.shape[0])
+
+
+def tags_in(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Which rows of ``own`` (n, t) occur among the rows of ``other`` (m, t).
+
+    Sort + binary search: memory is one sorted copy of ``other`` and one index array (less than
+    ``np.isin``, which sorts the concatenation of both).
+    """
+    if own.shape[0] == 0 or other.shape[0] == 0:
+        return np.zeros(own.shape[0], dtype=bool)
+    mine = as_void(own)
+    ordered = np.sort(as_void(other))
+    pos = np.searchsorted(ordered, mine)
+    np.minimum(pos, ordered.shape[0] - 1, out=pos)
+    hit: np.ndarray = ordered[pos] == mine
+    return hit
 
 
 def check_chunk(payload: object, *, rows: int, width: int, what: str) -> np.ndarray:

@@ -44,6 +44,7 @@ from psi._common import (
     random_permutation,
     scaled_timeout,
     session_salt,
+    tags_in,
 )
 from psi._normalise import NormalisedIds
 from psi._pool import BatchPool
@@ -193,7 +194,7 @@ def run_multi_party(
         if not isinstance(got, np.ndarray) or got.dtype != np.uint8 or got.ndim != 2:
             raise PSIProtocolError("the leader sent malformed member tags")
         members_tags = check_chunk(got, rows=got.shape[0], width=t, what="member tags")
-        hit = np.flatnonzero(np.isin(as_void(tags), as_void(members_tags)))
+        hit = np.flatnonzero(tags_in(tags, members_tags))
         if hit.size != members_tags.shape[0]:
             raise PSIProtocolError("the leader announced members this party does not hold")
         order = np.argsort(as_void(tags[hit]), kind="stable")

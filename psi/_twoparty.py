@@ -41,6 +41,7 @@ from psi._common import (
     random_permutation,
     scaled_timeout,
     session_salt,
+    tags_in,
 )
 from psi._normalise import NormalisedIds
 from psi._pool import BatchPool
@@ -144,7 +145,8 @@ def run_two_party(
     for s, e in batched(n, batch):
         payload = channel.recv(peer, T_TAGS, timeout=wait)
         own_tags[s:e] = check_chunk(payload, rows=e - s, width=t, what="returned tags")
-    in_peer = np.isin(as_void(own_tags), as_void(peer_tags))
+    in_peer = tags_in(own_tags, peer_tags)
+    del peer_tags
     size = int(np.count_nonzero(in_peer))
     if shuffle_back:
         return PSIOutcome(size=size, members=None, tag_bytes=t)
