@@ -83,3 +83,36 @@ def test_fedavg_job_skips_psi_and_trains(tmp_path: Path) -> None:
     assert out["hub"]["metrics"]["test_auc"] > 0.95
     assert "psi" not in out["hub"]
     assert out["c1"]["bytes_sent"] > 0
+
+
+def _psi_job(tmp_path: Path, psi: dict[str, Any]) -> Job:
+    raw = {
+        "job": {"id": "dup-job", "type": "psi"},
+        "parties": {
+            "bank": {"data": "bank.csv", "id_column": "id"},
+            "retailer": {"data": "retailer.csv", "id_column": "id"},
+        },
+        "psi": psi,
+    }
+    return parse_job(raw, base_dir=tmp_path)
+
+
+def test_duplicate_ids_follow_the_job_files_policy(tmp_path: Path) -> None:
+    from vfl.errors import ConfigError
+
+    pd.DataFrame({"id": [1, 2, 2, 3, 4], "a": [0.1, 0.2, 0.3, 0.4, 0.5]}).to_csv(
+        tmp_path / "bank.csv", index=False
+    )
+    pd.DataFrame({"id": [4, 3, 2, 9], "b": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        tmp_path / "retailer.csv", index=False
+    )
+    with pytest.raises(ConfigError, match="psi.duplicates"):
+        _psi_job(tmp_path, {"duplicates": "last"})
+    with pytest.raises(ConfigError, match="psi.reveal"):
+        _psi_job(tmp_path, {"reveal": "size"})
+    with pytest.raises(Exception, match="duplicate"):  # the default policy: a clear error
+        _run(_psi_job(tmp_path, {}), ["bank", "retailer"], tmp_path / "strict")
+    out = _run(_psi_job(tmp_path, {"duplicates": "first"}), ["bank", "retailer"], tmp_path)
+    assert out["bank"]["psi"]["intersection_size"] == 3
+    aligned = pd.read_csv(out["bank"]["aligned_csv"])
+    assert aligned["id"].tolist() == [2, 3, 4] and aligned["a"].tolist() == [0.2, 0.4, 0.5]

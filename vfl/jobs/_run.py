@@ -62,7 +62,13 @@ def _align(
     import psi
 
     section = job.party(party)
-    aligned = psi.align(df, channel=channel, id_column=section.id_column, peers=peers)
+    aligned = psi.align(
+        df,
+        channel=channel,
+        id_column=section.id_column,
+        peers=peers,
+        duplicates=psi.Duplicates(job.psi.get("duplicates", "error")),
+    )
     if aligned is None:
         raise ConfigError(
             "this party does not learn the intersection; vfl run needs psi.reveal = 'all'"

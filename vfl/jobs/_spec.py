@@ -301,7 +301,13 @@ def parse_job(
             f"evaluation.test_fraction must be in [0, 1), got {evaluation.test_fraction}"
         )
     psi = dict(_table(raw.get("psi", {}), "psi"))
-    _check_keys(psi, {"reveal"}, "psi")
+    _check_keys(psi, {"reveal", "duplicates"}, "psi")
+    if psi.get("reveal", "all") != "all":
+        raise ConfigError("psi.reveal must be 'all' in vfl run (every party trains on the rows)")
+    if psi.get("duplicates", "error") not in ("error", "first"):
+        raise ConfigError(
+            f"psi.duplicates must be 'error' or 'first', got {psi.get('duplicates')!r}"
+        )
     model = MODEL_PARSERS[job.type](
         _table(raw.get("model", {}), "model"), crypto, {"_insecure_small_keys": allow_small_keys}
     )
