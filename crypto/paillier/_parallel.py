@@ -192,9 +192,12 @@ def _multiexp_chunk(
 def multiexp_parallel(
     bases: list[Any], scalars: npt.NDArray[np.int64], modulus: Any, processes: int
 ) -> list[Any]:
-    """``[prod_k bases[k]^scalars[i, k] mod modulus for i]`` split over the ``k`` axis.
+    """``[prod_k bases[k]^scalars[i, k] mod modulus for i]``, split over the workers.
 
-    Each worker returns the partial products over its slice of bases; the parent multiplies them.
+    With at least as many outputs as workers, each worker computes whole outputs (rows of
+    ``scalars``) over all bases: the bucket method's fixed cost per output is then paid once,
+    not once per worker. Otherwise the ``k`` axis is split: each worker returns the partial
+    products over its slice of bases and the parent multiplies them.
     """
     from crypto.paillier._multiexp import multiexp_rows
 
@@ -202,8 +205,20 @@ def multiexp_parallel(
     workers = check_processes(processes)
     if workers == 1 or k < workers * 64:
         return multiexp_rows(bases, scalars, modulus)
-    size = -(-k // workers)
     mod_bytes = gmpy2.mpz(modulus).to_bytes((gmpy2.mpz(modulus).bit_length() + 7) // 8, "big")
+    rows = scalars.shape[0]
+    if rows >= workers:
+        data, width = _to_bytes(list(bases))
+        per = -(-rows // workers)
+        row_calls = []
+        for start in range(0, rows, per):
+            part = np.ascontiguousarray(scalars[start : start + per], dtype="<i8")
+            row_calls.append((_multiexp_chunk, data, width, part.tobytes(), part.shape, mod_bytes))
+        out: list[Any] = []
+        for chunk, chunk_width in _submit_all(workers, row_calls):
+            out.extend(_from_bytes(chunk, chunk_width))
+        return out
+    size = -(-k // workers)
     results: list[Any] = [gmpy2.mpz(1)] * scalars.shape[0]
     calls = []
     for start in range(0, k, size):
