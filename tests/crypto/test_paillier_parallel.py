@@ -51,6 +51,9 @@ def test_process_parallel_paths_equal_serial() -> None:
     owner_parallel = priv.encrypt(v[:50], rng=SeededRandom(6), processes=2)
     assert owner_parallel.raw_ciphertexts() == owner_serial.raw_ciphertexts()
     assert (x.T @ serial).raw_ciphertexts() == serial.rmatmul(x.T, processes=2).raw_ciphertexts()
+    # One output: the bases are split over the workers instead of the outputs.
+    one = x[:, :1].T
+    assert (one @ serial).raw_ciphertexts() == serial.rmatmul(one, processes=2).raw_ciphertexts()
     np.testing.assert_array_equal(priv.decrypt(serial, processes=2), priv.decrypt(serial))
     djn = pub.encrypt(v[:40], obfuscator="djn", processes=2)
     np.testing.assert_array_equal(priv.decrypt(djn), priv.decrypt(serial[:40]))
