@@ -38,6 +38,9 @@ TLS12_CIPHER_SUITES = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
 def apply_tls13_policy() -> None:
     """Set the TLS 1.2 cipher list that no ECDSA certificate can use (before importing grpc)."""
     os.environ[CIPHER_SUITES_ENV] = TLS12_CIPHER_SUITES
+    # The start-up self-check provokes a refused TLS 1.2 handshake on purpose; gRPC core would log
+    # it as "Handshake failed" on stderr. Keep gRPC's own logging to errors unless the user chose.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def tls12_refused(
