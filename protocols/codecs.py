@@ -166,6 +166,14 @@ class Codec(abc.ABC):
         """Whether this codec encodes ``payload`` beyond the classes named in ``types``."""
         return False
 
+    def decode_parts(self, parts: Sequence[memoryview], ctx: CodecContext) -> Any:
+        """Decode the bytes after the version byte, given as consecutive pieces (as received).
+
+        By default the pieces are joined (one copy) and passed to :meth:`decode`; codecs whose
+        result is a copy anyway override this to copy the pieces straight into the result.
+        """
+        return self.decode(memoryview(b"".join(parts)), ctx)
+
     def decode_file(self, path: Path, offset: int, ctx: CodecContext) -> Any:
         """Decode from a spooled file starting at ``offset``; by default reads it into memory."""
         with open(path, "rb") as fh:
@@ -234,6 +242,25 @@ class CodecRegistry:
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             raise CodecError(f"malformed {name} payload: {exc}") from exc
 
+    def decode_parts(self, name: str, parts: Sequence[Buffer], ctx: CodecContext) -> Any:
+        """:meth:`decode` of the concatenation of ``parts``, without concatenating them first.
+
+        A receiver that got the payload in chunks hands them over as they are; the codec copies
+        them once, into its result (the same checks and errors as :meth:`decode`).
+        """
+        views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+        if len(views) <= 1:
+            return self.decode(name, views[0] if views else b"", ctx)
+        codec = self._codec(name, sum(v.nbytes for v in views), ctx)
+        self._check_version(codec, views[0][0])
+        views[0] = views[0][1:]
+        try:
+            return codec.decode_parts(views, ctx)
+        except CodecError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            raise CodecError(f"malformed {name} payload: {exc}") from exc
+
     def decode_file(self, name: str, path: Path, ctx: CodecContext) -> Any:
         size = path.stat().st_size
         codec = self._codec(name, size, ctx)
@@ -256,6 +283,9 @@ class BytesCodec(Codec):
 
     def decode(self, data: memoryview, ctx: CodecContext) -> Any:
         return bytes(data)
+
+    def decode_parts(self, parts: Sequence[memoryview], ctx: CodecContext) -> Any:
+        return b"".join(parts)  # the one copy: straight into the result
 
 
 class NdarrayCodec(Codec):
@@ -313,6 +343,24 @@ class NdarrayCodec(Codec):
             raise CodecError(f"array data has {len(data) - start} bytes, shape {shape} needs more")
         flat = np.frombuffer(data[start:], dtype=dtype).copy()
         return flat.reshape(shape)
+
+    def decode_parts(self, parts: Sequence[memoryview], ctx: CodecContext) -> Any:
+        head = parts[0]
+        if head.nbytes < 2 + 255 + 8 * _MAX_NDIM and len(parts) > 1:
+            return super().decode_parts(parts, ctx)  # a header cut across pieces: join them
+        dtype, shape, start = self._parse_header(head)
+        expected = self._expected(dtype, shape)
+        data = [head[start:], *parts[1:]]
+        got = sum(v.nbytes for v in data)
+        if got != expected:
+            raise CodecError(f"array data has {got} bytes, shape {shape} needs {expected}")
+        out = np.empty(shape, dtype=dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        pos = 0
+        for piece in data:
+            flat[pos : pos + piece.nbytes] = np.frombuffer(piece, dtype=np.uint8)
+            pos += piece.nbytes
+        return out
 
     def decode_file(self, path: Path, offset: int, ctx: CodecContext) -> Any:
         with open(path, "rb") as fh:

@@ -35,66 +35,79 @@ def _finish(size: int, block_hashes: Iterable[bytes]) -> bytes:
 
 
 class PayloadHasher:
-    """Incremental digest over data arriving in pieces of any size."""
+    """Incremental digest over data arriving in pieces of any size (hashed in place: no copies)."""
 
     def __init__(self) -> None:
-        self._pending = bytearray()
+        self._block = hashlib.sha256()
+        self._block_len = 0
         self._hashes: list[bytes] = []
         self.size = 0
 
     def update(self, data: Buffer) -> None:
         view = memoryview(data).cast("B")
         self.size += len(view)
-        pos = 0
-        if self._pending:
-            take = min(BLOCK_BYTES - len(self._pending), len(view))
-            self._pending += view[:take]
+        pos, end = 0, len(view)
+        if self._block_len:
+            take = min(BLOCK_BYTES - self._block_len, end)
+            self._block.update(view[:take])
+            self._block_len += take
             pos = take
-            if len(self._pending) < BLOCK_BYTES:
+            if self._block_len < BLOCK_BYTES:
                 return
-            self._hashes.append(hashlib.sha256(self._pending).digest())
-            self._pending = bytearray()
-        while len(view) - pos >= BLOCK_BYTES:
+            self._hashes.append(self._block.digest())
+            self._block, self._block_len = hashlib.sha256(), 0
+        while end - pos >= BLOCK_BYTES:
             self._hashes.append(hashlib.sha256(view[pos : pos + BLOCK_BYTES]).digest())
             pos += BLOCK_BYTES
-        self._pending += view[pos:]
+        if pos < end:
+            self._block.update(view[pos:])
+            self._block_len = end - pos
 
     def digest(self) -> bytes:
         hashes = list(self._hashes)
-        if self._pending:
-            hashes.append(hashlib.sha256(self._pending).digest())
+        if self._block_len:
+            hashes.append(self._block.digest())
         return _finish(self.size, hashes)
 
 
-def _blocks(parts: Iterable[Buffer]) -> Iterator[Buffer]:
-    """The payload's blocks, as views where a block lies inside one part (no copy)."""
-    pending = bytearray()
+def _blocks(parts: Iterable[Buffer]) -> Iterator[tuple[memoryview, ...]]:
+    """The payload's blocks, each as the views of the parts it spans (nothing is copied)."""
+    pieces: list[memoryview] = []
+    filled = 0
     for part in parts:
         view = memoryview(part).cast("B")
-        pos = 0
-        if pending:
-            take = min(BLOCK_BYTES - len(pending), len(view))
-            pending += view[:take]
+        pos, end = 0, len(view)
+        if filled:
+            take = min(BLOCK_BYTES - filled, end)
+            pieces.append(view[:take])
+            filled += take
             pos = take
-            if len(pending) < BLOCK_BYTES:
+            if filled < BLOCK_BYTES:
                 continue
-            yield bytes(pending)
-            pending = bytearray()
-        while len(view) - pos >= BLOCK_BYTES:
-            yield view[pos : pos + BLOCK_BYTES]
+            yield tuple(pieces)
+            pieces, filled = [], 0
+        while end - pos >= BLOCK_BYTES:
+            yield (view[pos : pos + BLOCK_BYTES],)
             pos += BLOCK_BYTES
-        pending += view[pos:]
-    if pending:
-        yield bytes(pending)
+        if pos < end:
+            pieces.append(view[pos:])
+            filled = end - pos
+    if filled:
+        yield tuple(pieces)
 
 
-def _sha256(block: Buffer) -> bytes:
-    return hashlib.sha256(block).digest()
+def _sha256(block: tuple[memoryview, ...]) -> bytes:
+    if len(block) == 1:
+        return hashlib.sha256(block[0]).digest()
+    h = hashlib.sha256()
+    for piece in block:
+        h.update(piece)
+    return h.digest()
 
 
 def payload_digest(parts: Iterable[Buffer]) -> bytes:
     """The digest of the concatenation of ``parts``; large payloads are hashed on 2 threads
-    (``hashlib`` releases the GIL), without concatenating them."""
+    (``hashlib`` releases the GIL), without concatenating or copying them."""
     parts = list(parts)
     size = sum(memoryview(p).nbytes for p in parts)
     if size < _PARALLEL_FROM:

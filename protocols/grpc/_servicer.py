@@ -153,9 +153,9 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
                 digest.update(data)
                 pieces.append(data)
             session.verifier.accept(env, digest=digest.digest(), size=size, header_verified=True)
-            payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            del pieces
-            return session.codecs.decode(env.codec, payload, session.codec_context)
+            # The pieces go to the codec as they are: it copies them once, into the result
+            # (joining them first would copy the payload twice).
+            return session.codecs.decode_parts(env.codec, pieces, session.codec_context)
         fd, name = tempfile.mkstemp(prefix="vfl-spool-", dir=self._spool_dir)
         path = Path(name)
         try:
