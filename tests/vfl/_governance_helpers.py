@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,3 +130,15 @@ def tamper_kinds() -> dict[str, Callable[[Path], tuple[int, str]]]:
         "inserted": inserted,
         "reordered": reordered,
     }
+
+
+def run_vfl(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m vfl.cli ARGV...`` in the repository root; exit code and output, no raise."""
+    return subprocess.run(
+        [sys.executable, "-m", "vfl.cli", *map(str, argv)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -4,45 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from vfl.governance import AuditLog
 
-from ._governance_helpers import StepClock, key, make_log, tamper_kinds
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# The command runs through its own module's ``register``/``func`` (the objects ``vfl`` uses once
-# listed in vfl.cli._COMMANDS), with vfl's one-line error convention (vfl.cli.main).
-_MAIN = """
-import argparse, sys
-from vfl.cli import audit
-from vfl.errors import VflError
-from crypto.errors import CryptoError
-parser = argparse.ArgumentParser(prog="vfl")
-sub = parser.add_subparsers(dest="command", required=True)
-audit.register(sub)
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.func(args))
-except (VflError, CryptoError, OSError) as exc:
-    print(f"vfl: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
-"""
+from ._governance_helpers import StepClock, key, make_log, run_vfl, tamper_kinds
 
 
 def vfl(*argv: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _MAIN, *map(str, argv)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """The real ``vfl`` entry point (``python -m vfl.cli``), as a user runs it."""
+    return run_vfl(*argv)
 
 
 @pytest.fixture()

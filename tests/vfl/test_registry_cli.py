@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from vfl.governance import ModelMetadata, ModelRegistry, verify
 
-from ._governance_helpers import key
-
-ROOT = Path(__file__).resolve().parents[2]
-_MAIN = """
-import argparse, sys
-from vfl.cli import models
-from vfl.errors import VflError
-from crypto.errors import CryptoError
-parser = argparse.ArgumentParser(prog="vfl")
-sub = parser.add_subparsers(dest="command", required=True)
-models.register(sub)
-args = parser.parse_args(sys.argv[1:])
-try:
-    sys.exit(args.func(args))
-except (VflError, CryptoError, OSError) as exc:
-    print(f"vfl: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
-"""
+from ._governance_helpers import key, run_vfl
 
 
 def vfl(*argv: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _MAIN, *map(str, argv)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """The real ``vfl`` entry point (``python -m vfl.cli``), as a user runs it."""
+    return run_vfl(*argv)
 
 
 def test_models_commands(tmp_path: Path) -> None:
