@@ -62,7 +62,8 @@ def test_split_nn_job_aligns_trains_and_reports_leakage(tmp_path: Path) -> None:
     assert bank["bytes_sent"] > 0 and retailer["bytes_sent"] > 0
 
 
-def test_fedavg_job_skips_psi_and_trains(tmp_path: Path) -> None:
+def test_fedavg_job_skips_psi_and_trains(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="vfl.jobs")
     names = ["hub", "c1", "c2"]
     parties: dict[str, Any] = {
         "hub": {"data": "test.csv", "id_column": "id", "label_column": "y"},
@@ -82,6 +83,7 @@ def test_fedavg_job_skips_psi_and_trains(tmp_path: Path) -> None:
     assert out["hub"]["role"] == "aggregator" and out["hub"]["rounds"] == 5
     assert out["hub"]["metrics"]["test_auc"] > 0.95
     assert "psi" not in out["hub"]
+    assert "round 5: 2/2 updates accepted" in caplog.text  # progress per round
     assert out["c1"]["bytes_sent"] > 0
 
 

@@ -9,7 +9,9 @@ files, so a party running a different file is refused before any PSI or training
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,13 @@ def run_job(
         from vfl.horizontal import run_fedavg_job
 
         run_dir = Path(work_dir) / "runs" / job.job.id / party
-        fed = run_fedavg_job(job, party=party, channel=channel, work_dir=run_dir)
+        fed = run_fedavg_job(
+            job,
+            party=party,
+            channel=channel,
+            work_dir=run_dir,
+            on_round=functools.partial(_report_round, progress=progress),
+        )
         fed.setdefault("timing", {})["total"] = time.perf_counter() - t0
         fed["bytes_sent"] = channel.bytes_sent
         return fed
@@ -230,3 +238,17 @@ def _run_split_nn(
             result[key] = out[key]
     result["_timing"] = out.get("timing", {})
     result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
+
+
+def _report_round(record: Any, *, progress: bool) -> None:
+    """Progress of one horizontal round (the aggregator's view): logged, and printed if asked."""
+    metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(record.metrics.items()))
+    line = (
+        f"round {record.round}: {len(record.accepted)}/{len(record.sampled)} updates accepted"
+        f"{f', dropped {sorted(record.dropped)}' if record.dropped else ''}"
+        f"{f', rejected {sorted(record.rejected)}' if record.rejected else ''}"
+        f", {record.seconds:.2f} s {metrics}"
+    )
+    logger.info(line)
+    if progress:
+        print(line, file=sys.stderr, flush=True)
