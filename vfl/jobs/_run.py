@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -145,7 +146,9 @@ def run_job(
     }
     if job.job.type == "psi":
         out = run_dir / "aligned.csv"
-        aligned.to_csv(out, index=False)
+        partial = out.with_name(f".{out.name}.partial")
+        aligned.to_csv(partial, index=False)
+        os.replace(partial, out)  # never a half-written aligned.csv
         result["aligned_csv"] = str(out)
     else:
         if aligned_test is None:
