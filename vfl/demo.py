@@ -239,7 +239,7 @@ def _run_two_processes(run_dir: Path, job: Path, *, timeout: float) -> dict[str,
 def _aligned_reference_split(run_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """The joined rows of the shared customers in ``vfl run``'s order, and its test-row mask."""
     import psi
-    from vfl.jobs._run import agreed_test_rows
+    from vfl.jobs import agreed_test_rows
 
     bank = pd.read_csv(run_dir / "data" / "bank.csv")
     retailer = pd.read_csv(run_dir / "data" / "retailer.csv")

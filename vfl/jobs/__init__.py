@@ -4,7 +4,7 @@
 """
 
 from vfl.jobs._metered import MeteredChannel
-from vfl.jobs._run import run_job
+from vfl.jobs._run import agreed_test_rows, run_job
 from vfl.jobs._spec import (
     MODEL_PARSERS,
     CryptoSection,
@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_PARSERS",
     "MeteredChannel",
     "PartySection",
+    "agreed_test_rows",
     "load_job",
     "parse_job",
     "run_job",
