@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["BLOCK_BYTES", "PayloadHasher", "payload_digest"]
+__all__ = ["BLOCK_BYTES", "PayloadHasher", "payload_digest", "recut"]
 
 BLOCK_BYTES = 1 << 20
 _DOMAIN = b"vfl/payload/v1"
@@ -70,25 +70,27 @@ class PayloadHasher:
         return _finish(self.size, hashes)
 
 
-def _blocks(parts: Iterable[Buffer]) -> Iterator[tuple[memoryview, ...]]:
-    """The payload's blocks, each as the views of the parts it spans (nothing is copied)."""
+def recut(parts: Iterable[Buffer], size: int) -> Iterator[tuple[memoryview, ...]]:
+    """``parts`` re-cut into consecutive pieces of ``size`` bytes (the last may be shorter), each
+    given as the views of the parts it spans: nothing is copied. Used for the digest's blocks and
+    for the gRPC transport's chunks."""
     pieces: list[memoryview] = []
     filled = 0
     for part in parts:
         view = memoryview(part).cast("B")
         pos, end = 0, len(view)
         if filled:
-            take = min(BLOCK_BYTES - filled, end)
+            take = min(size - filled, end)
             pieces.append(view[:take])
             filled += take
             pos = take
-            if filled < BLOCK_BYTES:
+            if filled < size:
                 continue
             yield tuple(pieces)
             pieces, filled = [], 0
-        while end - pos >= BLOCK_BYTES:
-            yield (view[pos : pos + BLOCK_BYTES],)
-            pos += BLOCK_BYTES
+        while end - pos >= size:
+            yield (view[pos : pos + size],)
+            pos += size
         if pos < end:
             pieces.append(view[pos:])
             filled = end - pos
@@ -111,6 +113,6 @@ def payload_digest(parts: Iterable[Buffer]) -> bytes:
     parts = list(parts)
     size = sum(memoryview(p).nbytes for p in parts)
     if size < _PARALLEL_FROM:
-        return _finish(size, map(_sha256, _blocks(parts)))
+        return _finish(size, map(_sha256, recut(parts, BLOCK_BYTES)))
     with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="vfl-digest") as pool:
-        return _finish(size, pool.map(_sha256, _blocks(parts)))
+        return _finish(size, pool.map(_sha256, recut(parts, BLOCK_BYTES)))

@@ -25,6 +25,7 @@ import grpc
 from protocols._pb import pb, pb_grpc
 from protocols.channel import Channel
 from protocols.codecs import Buffer
+from protocols.digest import recut
 from protocols.envelope import Envelope, seal
 from protocols.errors import (
     REJECTION_REASONS,
@@ -64,28 +65,8 @@ def _chunks(env: Envelope, parts: Sequence[Buffer]) -> Iterator[Any]:
     Each chunk's bytes are copied exactly once (a chunk spanning parts is joined from views).
     """
     yield pb.Chunk(envelope=envelope_to_proto(env))
-    pending: list[memoryview] = []
-    filled = 0
-    for part in parts:
-        view = memoryview(part).cast("B")
-        pos, end = 0, len(view)
-        if filled:
-            take = min(CHUNK_BYTES - filled, end)
-            pending.append(view[:take])
-            filled += take
-            pos = take
-            if filled < CHUNK_BYTES:
-                continue
-            yield pb.Chunk(data=b"".join(pending))
-            pending, filled = [], 0
-        while end - pos >= CHUNK_BYTES:
-            yield pb.Chunk(data=bytes(view[pos : pos + CHUNK_BYTES]))
-            pos += CHUNK_BYTES
-        if pos < end:
-            pending.append(view[pos:])
-            filled = end - pos
-    if filled:
-        yield pb.Chunk(data=b"".join(pending))
+    for views in recut(parts, CHUNK_BYTES):
+        yield pb.Chunk(data=b"".join(views))
 
 
 def _no_down_reason(peer: str) -> str | None:
