@@ -62,6 +62,8 @@ def _get_fp(data: memoryview) -> tuple[str, memoryview]:
 class PaillierCodec(Codec):
     name = "paillier"
     types = ("crypto.paillier.EncryptedArray",)
+    array_class = "EncryptedArray"  # the crypto.paillier class that decodes the body
+    what = "Paillier ciphertexts"
 
     def encode(self, payload: Any, ctx: CodecContext) -> Sequence[Buffer]:
         fp = ctx.keyring.add_paillier(payload.public_key)
@@ -71,22 +73,16 @@ class PaillierCodec(Codec):
         fp, body = _get_fp(data)
         key = ctx.keyring.paillier(fp)
         try:
-            return _crypto("paillier").EncryptedArray.from_bytes(bytes(body), key)
+            return getattr(_crypto("paillier"), self.array_class).from_bytes(bytes(body), key)
         except CryptoError as exc:
-            raise CodecError(f"malformed Paillier ciphertexts: {exc}") from exc
+            raise CodecError(f"malformed {self.what}: {exc}") from exc
 
 
 class PackedPaillierCodec(PaillierCodec):
     name = "paillier-packed"
     types = ("crypto.paillier.PackedEncryptedArray",)
-
-    def decode(self, data: memoryview, ctx: CodecContext) -> Any:
-        fp, body = _get_fp(data)
-        key = ctx.keyring.paillier(fp)
-        try:
-            return _crypto("paillier").PackedEncryptedArray.from_bytes(bytes(body), key)
-        except CryptoError as exc:
-            raise CodecError(f"malformed packed Paillier ciphertexts: {exc}") from exc
+    array_class = "PackedEncryptedArray"
+    what = "packed Paillier ciphertexts"
 
 
 class CkksContextCodec(Codec):
