@@ -170,6 +170,14 @@ def test_paillier_payloads_over_the_network() -> None:
     total = retailer.recv("bank", "enc") + np.array([1.0, 1.0, 1.0])
     retailer.send("bank", "sum", total)
     np.testing.assert_allclose(priv.decrypt(bank.recv("retailer", "sum")), [2.5, -1.0, 4.0])
+    packed = pub.encrypt_packed(np.array([0.25, -1.0, 7.0, 0.0]))
+    bank.send("retailer", "packed", packed)
+    got = retailer.recv("bank", "packed")
+    assert type(got).__name__ == "PackedEncryptedArray"
+    retailer.send("bank", "packed-back", got)
+    np.testing.assert_allclose(
+        priv.decrypt_packed(bank.recv("retailer", "packed-back")), [0.25, -1.0, 7.0, 0.0]
+    )
 
 
 def test_ckks_payloads_over_the_network() -> None:
