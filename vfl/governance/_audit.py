@@ -101,6 +101,20 @@ def _create_private_file(path: Path) -> None:
         os.close(fd)
 
 
+def records_query(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> tuple[str, list[str]]:
+    """SQL (without ORDER BY) and arguments selecting the records with ``since <= time < until``."""
+    where, args = [], []
+    if since is not None:
+        where.append("time >= ?")
+        args.append(format_time(since))
+    if until is not None:
+        where.append("time < ?")
+        args.append(format_time(until))
+    return "SELECT * FROM records" + (" WHERE " + " AND ".join(where) if where else ""), args
+
+
 def row_to_record(row: tuple[Any, ...]) -> AuditRecord:
     """Build an :class:`AuditRecord` from a ``records`` row (``SELECT *`` column order)."""
     seq, time, actor, event, details, payload_hash, prev_hash, hash_, signature = row
@@ -297,16 +311,7 @@ class AuditLog:
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[AuditRecord]:
         """The records in chain order, optionally those with ``since <= time < until``."""
-        query, args = "SELECT * FROM records", []
-        where = []
-        if since is not None:
-            where.append("time >= ?")
-            args.append(format_time(since))
-        if until is not None:
-            where.append("time < ?")
-            args.append(format_time(until))
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        query, args = records_query(since=since, until=until)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
         return iter([row_to_record(row) for row in rows])

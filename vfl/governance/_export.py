@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.keys import VerifyKey
-from vfl.governance._audit import row_to_record
+from vfl.governance._audit import records_query, row_to_record
 from vfl.governance._canonical import atomic_write, canonical_json, format_time
 from vfl.governance._errors import AuditError
 from vfl.governance._events import CATEGORIES, category_of
@@ -37,16 +37,7 @@ class ExportFormat(enum.StrEnum):
 
 
 def _read_records(path: Path, since: datetime | None, until: datetime | None) -> list[AuditRecord]:
-    query, args = "SELECT * FROM records", []
-    where = []
-    if since is not None:
-        where.append("time >= ?")
-        args.append(format_time(since))
-    if until is not None:
-        where.append("time < ?")
-        args.append(format_time(until))
-    if where:
-        query += " WHERE " + " AND ".join(where)
+    query, args = records_query(since=since, until=until)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
