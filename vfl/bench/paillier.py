@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vfl.bench.common import machine_info
+from vfl.bench.common import best_of, machine_info
 
 __all__ = ["add_arguments", "run"]
 
@@ -49,21 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds(fn: Callable[[], Any], repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _pair(ours: Callable[[], Any], phe: Callable[[], Any], repeat: int = 2) -> tuple[float, float]:
     """Best times of ``ours`` and ``phe``, measured alternately so both see the same load."""
     best_ours = best_phe = float("inf")
     for _ in range(repeat):
-        best_ours = min(best_ours, _seconds(ours))
-        best_phe = min(best_phe, _seconds(phe))
+        best_ours = min(best_ours, best_of(ours, repeat=1))
+        best_phe = min(best_phe, best_of(phe, repeat=1))
     return best_ours, best_phe
 
 
@@ -115,7 +106,7 @@ def _bench_size(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, A
         phe_ops=slow,
         phe_values=slow,
     )
-    table_s = _seconds(lambda: pub.djn_state())
+    table_s = best_of(lambda: pub.djn_state(), repeat=1)
     djn_n = fast // 4
     djn_s, phe_djn_s = _pair(lambda: pub.encrypt(xs[:djn_n], obfuscator="djn"), phe_encrypt)
     enc_out["djn"] = _entry(
@@ -128,7 +119,7 @@ def _bench_size(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, A
     )
     enc_out["djn"]["table_build_seconds_once_per_key"] = table_s
     pool = ObfuscatorPool(pub, obfuscator="djn")
-    fill_s = _seconds(lambda: pool.fill(2 * fast))
+    fill_s = best_of(lambda: pool.fill(2 * fast), repeat=1)
     online_s, phe_pool_s = _pair(lambda: pub.encrypt(xs, pool=pool), phe_encrypt)
     enc_out["pool_online"] = _entry(
         ours_s=online_s,
@@ -150,7 +141,7 @@ def _bench_size(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, A
         lambda: priv.decrypt(enc[:dec_n]), lambda: [phe_priv.decrypt(v) for v in phe_nums]
     )
     packed = pub.encrypt_packed(xs, obfuscator="djn")
-    packed_s = _seconds(lambda: priv.decrypt(packed))
+    packed_s = best_of(lambda: priv.decrypt(packed), repeat=1)
     out["decrypt"] = {
         "unpacked": _entry(
             ours_s=ours_s,
@@ -213,7 +204,7 @@ def _bench_size(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, A
     t0 = time.perf_counter()
     big = pub.encrypt(rng.normal(size=rows), obfuscator="djn")
     big_enc_s = time.perf_counter() - t0
-    ours_s = _seconds(lambda: x_mat.T @ big)
+    ours_s = best_of(lambda: x_mat.T @ big, repeat=1)
     phe_col = big[:phe_rows].to_phe().tolist()
 
     def phe_xt() -> None:
@@ -222,7 +213,7 @@ def _bench_size(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, A
             for i in range(1, phe_rows):
                 acc = acc + phe_col[i] * float(x_mat[i, j])
 
-    phe_s = _seconds(phe_xt) * rows / phe_rows
+    phe_s = best_of(phe_xt, repeat=1) * rows / phe_rows
     xt = _entry(
         ours_s=ours_s,
         ours_ops=1,
@@ -291,17 +282,17 @@ def _bench_parallel(quick: bool, rng: np.random.Generator) -> dict[str, Any]:
     t0 = time.perf_counter()
     pub.encrypt(xs[:8], processes=2)  # starts the 2 workers (kept for the calls below)
     start_s = time.perf_counter() - t0
-    one = _seconds(lambda: pub.encrypt(xs), repeat=2)
-    two = _seconds(lambda: pub.encrypt(xs, processes=2), repeat=2)
+    one = best_of(lambda: pub.encrypt(xs), repeat=2)
+    two = best_of(lambda: pub.encrypt(xs, processes=2), repeat=2)
     rows = 3000 if quick else 30000
     x_mat = rng.normal(size=(rows, 10))
     enc = pub.encrypt(rng.normal(size=rows), obfuscator="djn")
-    mm_one = _seconds(lambda: enc.rmatmul(x_mat.T), repeat=2)
-    mm_two = _seconds(lambda: enc.rmatmul(x_mat.T, processes=2), repeat=2)
+    mm_one = best_of(lambda: enc.rmatmul(x_mat.T), repeat=2)
+    mm_two = best_of(lambda: enc.rmatmul(x_mat.T, processes=2), repeat=2)
     cpu = _cpu_split(enc, x_mat, enc.encoding.precision_bits)
     dec = enc[: n_enc * 4]
-    dec_one = _seconds(lambda: priv.decrypt(dec), repeat=2)
-    dec_two = _seconds(lambda: priv.decrypt(dec, processes=2), repeat=2)
+    dec_one = best_of(lambda: priv.decrypt(dec), repeat=2)
+    dec_two = best_of(lambda: priv.decrypt(dec, processes=2), repeat=2)
     shutdown_workers()
     return {
         "bits": 2048,
