@@ -143,15 +143,20 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
     ) -> Any:
         digest = PayloadHasher()
         size = 0
-        if not spooled:
-            pieces: list[bytes] = []
+
+        def checked() -> Iterator[bytes]:
+            """The chunks' bytes, hashed and counted; more than the envelope declared is refused."""
+            nonlocal size
             for chunk in chunks:
-                data = chunk.data
+                data: bytes = chunk.data
                 size += len(data)
                 if size > env.payload_size:
                     raise session.verifier.reject(self._oversize(env), env)
                 digest.update(data)
-                pieces.append(data)
+                yield data
+
+        if not spooled:
+            pieces = list(checked())
             session.verifier.accept(env, digest=digest.digest(), size=size, header_verified=True)
             # The pieces go to the codec as they are: it copies them once, into the result
             # (joining them first would copy the payload twice).
@@ -160,12 +165,7 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    data = chunk.data
-                    size += len(data)
-                    if size > env.payload_size:
-                        raise session.verifier.reject(self._oversize(env), env)
-                    digest.update(data)
+                for data in checked():
                     fh.write(data)
             session.verifier.accept(env, digest=digest.digest(), size=size, header_verified=True)
             # An ndarray decodes to a memory map of this file; unlinking keeps the mapping.
