@@ -176,20 +176,7 @@ class GrpcChannel(Channel):
         self._check_peer(peer)
         encoded = self._node.codecs.encode(payload, self._session.codec_context)
         with self._locks[peer]:
-            seq = self._next_seq[peer]
-            self._next_seq[peer] = seq + 1
-            env = seal(
-                key=self._node.signing_key,
-                job_id=self.job_id,
-                session_id=self.session_id,
-                sender=self.party,
-                receiver=peer,
-                topic=topic,
-                round=round,
-                seq=seq,
-                codec=encoded.codec,
-                parts=encoded.parts,
-            )
+            env = self._seal_next(peer, topic, round, encoded)
             timeout = self._send_timeout + env.payload_size / _BYTES_PER_SECOND_FLOOR
             self.send_envelope(peer, env, encoded.parts, timeout=timeout)
 
@@ -216,6 +203,23 @@ class GrpcChannel(Channel):
             party=self.party,
         )
 
+    def _seal_next(self, peer: str, topic: str, round: int, encoded: Any) -> Envelope:
+        """Sign the next envelope to ``peer`` (the caller holds ``self._locks[peer]``)."""
+        seq = self._next_seq[peer]
+        self._next_seq[peer] = seq + 1
+        return seal(
+            key=self._node.signing_key,
+            job_id=self.job_id,
+            session_id=self.session_id,
+            sender=self.party,
+            receiver=peer,
+            topic=topic,
+            round=round,
+            seq=seq,
+            codec=encoded.codec,
+            parts=encoded.parts,
+        )
+
     def close(self) -> None:
         """Tell the peers this party leaves the session (best effort), then stop receiving."""
         if self._closed:
@@ -223,21 +227,8 @@ class GrpcChannel(Channel):
         for peer in self._peers:
             try:
                 with self._locks[peer]:
-                    seq = self._next_seq[peer]
-                    self._next_seq[peer] = seq + 1
                     encoded = self._node.codecs.encode(None, self._session.codec_context)
-                    env = seal(
-                        key=self._node.signing_key,
-                        job_id=self.job_id,
-                        session_id=self.session_id,
-                        sender=self.party,
-                        receiver=peer,
-                        topic=CLOSE_TOPIC,
-                        round=0,
-                        seq=seq,
-                        codec=encoded.codec,
-                        parts=encoded.parts,
-                    )
+                    env = self._seal_next(peer, CLOSE_TOPIC, 0, encoded)
                     self.send_envelope(peer, env, encoded.parts, timeout=_CLOSE_TIMEOUT)
             except ProtocolError as exc:
                 _log.info("could not tell %s about closing: %s", peer, exc)
