@@ -208,32 +208,97 @@ def _job_file(run_dir: Path, *, job_id: str, job_type: str, crypto: dict[str, An
     return path
 
 
-def _run_two_processes(run_dir: Path, job: Path, *, timeout: float) -> dict[str, dict[str, Any]]:
-    """``vfl run JOB --party P --json`` for both parties as OS processes; their JSON results."""
+def _status(path: Path) -> dict[str, Any] | None:
+    """A party's live ``status.json`` (docs/governance.md), or None while it is not written yet."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _run_two_processes(
+    run_dir: Path, job: Path, *, job_id: str, timeout: float, progress: bool
+) -> dict[str, dict[str, Any]]:
+    """``vfl run JOB --party P --json`` for both parties as OS processes; their JSON results.
+
+    Each process writes its output to ``logs/JOB_ID.PARTY.{out,err}`` in the run directory (no
+    pipes a chatty process could fill). While they run, a progress bar follows the bank's live
+    ``status.json`` (phase and epoch), the same file the dashboard reads.
+    """
     federation = run_dir / "federation" / "federation.toml"
+    logs = run_dir / "logs"
+    logs.mkdir(exist_ok=True)
     procs: dict[str, subprocess.Popen[str]] = {}
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     for party in ("bank", "retailer"):
-        procs[party] = subprocess.Popen(
-            [sys.executable, "-m", "vfl.cli", "run", str(job), "--config", str(federation),
-             "--party", party, "--work-dir", str(run_dir / party), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-    results: dict[str, dict[str, Any]] = {}
+        with (
+            (logs / f"{job_id}.{party}.out").open("w") as out,
+            (logs / f"{job_id}.{party}.err").open("w") as err,
+        ):
+            procs[party] = subprocess.Popen(
+                [sys.executable, "-m", "vfl.cli", "run", str(job), "--config", str(federation),
+                 "--party", party, "--work-dir", str(run_dir / party), "--json"],
+                stdout=out, stderr=err, text=True, env=env,
+            )  # fmt: skip
+    status_file = run_dir / "bank" / "runs" / job_id / "bank" / "status.json"
     deadline = time.monotonic() + timeout
+    bar = _ProgressBar(job_id, enabled=progress)
     try:
-        for party, proc in procs.items():
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            if proc.returncode != 0:
-                last = (err.strip().splitlines() or ["no output"])[-1]
-                raise RuntimeError(f"{party} process exited with {proc.returncode}: {last}")
-            results[party] = json.loads(out.strip().splitlines()[-1])
+        while any(p.poll() is None for p in procs.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{job_id} did not finish within {timeout:.0f} s")
+            failed = [n for n, p in procs.items() if p.poll() not in (None, 0)]
+            if failed:
+                break  # the peer gives up on its own; report the first failure below
+            bar.update(_status(status_file))
+            time.sleep(0.2)
+        bar.update(_status(status_file))
     finally:
+        bar.close()
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+            proc.wait()
+    results: dict[str, dict[str, Any]] = {}
+    for party, proc in procs.items():
+        if proc.returncode != 0:
+            err_text = (logs / f"{job_id}.{party}.err").read_text(errors="replace")
+            errors = [ln for ln in err_text.splitlines() if ln.startswith("vfl: error:")]
+            last = (errors or err_text.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"{party} process exited with {proc.returncode}: {last}")
+        out_lines = (logs / f"{job_id}.{party}.out").read_text().strip().splitlines()
+        results[party] = json.loads(out_lines[-1])
     return results
+
+
+class _ProgressBar:
+    """A tqdm bar over a job's epochs, fed from the label party's ``status.json``."""
+
+    def __init__(self, job_id: str, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=None, desc=f"    {job_id}", unit="epoch", file=sys.stderr,
+            disable=not enabled, leave=False, bar_format="{desc}: {n_fmt}/{total_fmt} {unit}s "
+            "|{bar:20}| {postfix} [{elapsed}]",
+        )  # fmt: skip
+
+    def update(self, status: dict[str, Any] | None) -> None:
+        if status is None:
+            return
+        total = status.get("total_rounds")
+        if isinstance(total, int) and self._bar.total != total:
+            self._bar.total = total
+        done = status.get("round")
+        if isinstance(done, int) and done > self._bar.n:
+            self._bar.update(done - self._bar.n)
+        metrics = status.get("metrics") or {}
+        shown = {k: f"{v:.4f}" for k, v in metrics.items() if isinstance(v, float)}
+        self._bar.set_postfix({"phase": status.get("phase", "?"), **shown}, refresh=True)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def _aligned_reference_split(run_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -315,7 +380,8 @@ def run_demo(
         crypto = {"scheme": "paillier", "key_bits": paillier_bits}
         job = _job_file(run_dir, job_id="demo-hetero-lr", job_type="hetero_lr", crypto=crypto,
                         model=HETERO_LR_MODEL)  # fmt: skip
-        figures = _job_figures(_run_two_processes(run_dir, job, timeout=job_timeout))
+        figures = _job_figures(_run_two_processes(run_dir, job, job_id="demo-hetero-lr",
+                                                   timeout=job_timeout, progress=progress))  # fmt: skip
         figures["centralised_reference_auc"] = reference["logistic_regression_test_auc"]
         return figures
 
@@ -326,7 +392,8 @@ def run_demo(
     def split_nn() -> dict[str, Any]:
         job = _job_file(run_dir, job_id="demo-split-nn", job_type="split_nn",
                         crypto={"scheme": "ckks"}, model=SPLIT_NN_MODEL)  # fmt: skip
-        figures = _job_figures(_run_two_processes(run_dir, job, timeout=job_timeout))
+        figures = _job_figures(_run_two_processes(run_dir, job, job_id="demo-split-nn",
+                                                   timeout=job_timeout, progress=progress))  # fmt: skip
         figures["centralised_reference_auc"] = reference["mlp_test_auc"]
         return figures
 
