@@ -1,0 +1,1 @@
+"""Integration tests across hosts: parties in separate Linux network namespaces."""
