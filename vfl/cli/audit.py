@@ -1,7 +1,9 @@
 """``vfl audit verify|export|heads``: check, report on and share an audit log's chain.
 
 ``verify`` exits 0 when the chain, signatures and the given peers' signed heads check out, and 1
-with one line naming the first bad record otherwise. Pin the party's public key with ``--key``
+with one line naming the first bad record otherwise. ``--heads`` takes a heads file or a peer's
+``audit.db`` (after a job, each party's log holds the other parties' signed heads), so
+``vfl audit verify bank/audit.db --heads retailer/audit.db`` detects a truncated bank log. Pin the party's public key with ``--key``
 (PEM file); without it the key stored in the log is used, which only proves internal consistency
 (a warning says so).
 """
@@ -49,7 +51,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=Path,
         action="append",
         default=[],
-        help="a peers' heads file (from `vfl audit heads` at a peer); repeatable",
+        help="the heads a peer holds: a heads file (`vfl audit heads` at the peer) or the "
+        "peer's audit.db itself; repeatable",
     )
     parser.add_argument("--key", type=Path, help="the party's audit public key (PEM) to pin")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -123,20 +126,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _heads(args: argparse.Namespace) -> int:
-    import sqlite3
+    from vfl.governance import write_heads_file
+    from vfl.governance._verify import read_stored_heads
 
-    from vfl.governance import AuditError, SignedHead, write_heads_file
-
-    try:
-        db = sqlite3.connect(f"file:{args.path}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT head FROM heads ORDER BY id").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise AuditError(f"{args.path} is not a readable audit log ({exc})") from None
-    heads = [SignedHead.from_dict(json.loads(row[0])) for row in rows]
-    heads = [h for h in heads if args.party is None or h.party == args.party]
+    heads = [h for h in read_stored_heads(args.path) if args.party is None or h.party == args.party]
     write_heads_file(args.out, heads)
     if args.json:
         print(json.dumps({"out": str(args.out), "heads": len(heads)}))

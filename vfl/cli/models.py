@@ -1,4 +1,11 @@
-"""``vfl models list|show|promote|rollback``: the party's model registry from the command line."""
+"""``vfl models list|show|promote|rollback``: the party's model registry from the command line.
+
+The registry is ``WORK/registry.db`` of the party's work dir (``--work-dir``, default ``.``; where
+``vfl run`` registers each trained model part) unless ``--registry`` names a file. Changes are
+recorded in the work dir's audit log ``WORK/audit.db`` when it exists, signed with the key that
+created it: ``--signing-key PEM``, the party's key from ``--config federation.toml``, or the work
+dir's own ``audit.key``.
+"""
 
 from __future__ import annotations
 
@@ -48,36 +55,79 @@ def register(sub: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
-    parser.add_argument("--registry", type=Path, required=True, help="registry file (SQLite)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("."),
+        help="the party's work dir (registry.db and audit.db inside; default .)",
+    )
+    parser.add_argument(
+        "--registry", type=Path, help="registry file (SQLite; default WORK_DIR/registry.db)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if writes:
         parser.add_argument("--actor", default=None, help="who makes the change (default: $USER)")
-        parser.add_argument("--audit", type=Path, help="audit log to record the change in")
+        parser.add_argument(
+            "--audit",
+            type=Path,
+            help="audit log to record the change in (default WORK_DIR/audit.db)",
+        )
         parser.add_argument("--signing-key", type=Path, help="audit signing key (PEM, 0600)")
-        parser.add_argument("--party", help="this party's name (for the audit log)")
+        parser.add_argument(
+            "--config", type=Path, help="federation.toml: take --party's signing key from it"
+        )
+        parser.add_argument("--party", help="this party's name (default: the audit log's party)")
+
+
+def _registry_path(args: argparse.Namespace) -> Path:
+    return Path(args.registry) if args.registry is not None else args.work_dir / "registry.db"
+
+
+def _audit_log(args: argparse.Namespace) -> Any:
+    """The audit log to record a change in, or ``None`` when there is none to write to."""
+    from crypto.keys import SigningKey
+    from vfl.governance import AuditLog
+    from vfl.governance._verify import read_log_identity
+
+    path = args.audit
+    if path is None:
+        path = args.work_dir / "audit.db"
+        if not path.is_file():
+            return None
+    party = args.party
+    if not party and path.is_file():
+        party = read_log_identity(path)[0]
+    if not party:
+        raise ConfigError("--audit needs --party (the audit log does not exist yet)")
+    if args.signing_key is not None:
+        key = SigningKey.load(args.signing_key)
+    elif args.config is not None:
+        from protocols.config import load_federation
+
+        key = load_federation(args.config).signing_key(party)
+    elif (args.work_dir / "audit.key").is_file():
+        key = SigningKey.load(args.work_dir / "audit.key")
+    else:
+        raise ConfigError(
+            f"recording in {path} needs its signing key: --signing-key PEM or --config FEDERATION.toml"
+        )
+    return AuditLog(path, party=party, signing_key=key)
 
 
 def _open(args: argparse.Namespace, *, writes: bool = False) -> Any:
-    from vfl.governance import AuditLog, ModelRegistry, PromotionPolicy
+    from vfl.governance import ModelRegistry, PromotionPolicy
 
-    if not writes and not args.registry.is_file():
-        raise ConfigError(f"no model registry at {args.registry}")
-    audit = None
-    if writes and args.audit is not None:
-        if args.signing_key is None or not args.party:
-            raise ConfigError("--audit needs --signing-key and --party")
-        from crypto.keys import SigningKey
-
-        audit = AuditLog(
-            args.audit, party=args.party, signing_key=SigningKey.load(args.signing_key)
-        )
+    registry_path = _registry_path(args)
+    if not registry_path.is_file():
+        raise ConfigError(f"no model registry at {registry_path}")
+    audit = _audit_log(args) if writes else None
     policy = PromotionPolicy()
     if hasattr(args, "metric"):
         policy = PromotionPolicy(
             metric=args.metric, minimum=args.min, higher_is_better=not args.lower_is_better
         )
-    party = getattr(args, "party", None) or ""
-    return ModelRegistry(args.registry, party=party, audit_log=audit, policy=policy)
+    party = getattr(args, "party", None) or (audit.party if audit is not None else "")
+    return ModelRegistry(registry_path, party=party, audit_log=audit, policy=policy)
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -51,6 +51,7 @@ class EventKind(enum.StrEnum):
     MODEL_ROLLOUT = "model.rollout"
     APPROVAL = "model.approved"
     PEER_HEAD = "audit.peer_head"
+    HEAD_EXCHANGE_FAILED = "audit.head_exchange_failed"
     RETENTION = "audit.retention"
     ALERT = "monitor.alert"
 
@@ -75,7 +76,13 @@ CATEGORIES: Mapping[str, frozenset[str]] = {
         {EventKind.CRYPTO, EventKind.DP_PARAMETERS, EventKind.EPSILON_SPENT, EventKind.PSI_RESULT}
     ),
     "integrity": frozenset(
-        {EventKind.PARTICIPANTS, EventKind.PEER_HEAD, EventKind.RETENTION, EventKind.ALERT}
+        {
+            EventKind.PARTICIPANTS,
+            EventKind.PEER_HEAD,
+            EventKind.HEAD_EXCHANGE_FAILED,
+            EventKind.RETENTION,
+            EventKind.ALERT,
+        }
     ),
 }
 
@@ -88,8 +95,22 @@ def category_of(event: str) -> str:
     return "other"
 
 
-def record_job_started(log: AuditLog, *, job_id: str, job_type: str, actor: str) -> AuditRecord:
-    return log.append(EventKind.JOB_STARTED, {"job_id": job_id, "job_type": job_type}, actor=actor)
+def record_job_started(
+    log: AuditLog,
+    *,
+    job_id: str,
+    job_type: str,
+    actor: str,
+    digest: str | None = None,
+    code_version: str | None = None,
+) -> AuditRecord:
+    """``digest``: SHA-256 of the parsed job file; ``code_version``: the engine that ran it."""
+    details: dict[str, Any] = {"job_id": job_id, "job_type": job_type}
+    if digest is not None:
+        details["digest"] = digest
+    if code_version is not None:
+        details["code_version"] = code_version
+    return log.append(EventKind.JOB_STARTED, details, actor=actor)
 
 
 def record_job_finished(
@@ -99,12 +120,13 @@ def record_job_finished(
     status: str,
     actor: str,
     metrics: Mapping[str, float] | None = None,
+    error: str | None = None,
 ) -> AuditRecord:
-    return log.append(
-        EventKind.JOB_FINISHED,
-        {"job_id": job_id, "status": status, "metrics": dict(metrics or {})},
-        actor=actor,
-    )
+    """``status``: ``ok`` or ``failed``; a failure carries its one-line ``error``."""
+    details: dict[str, Any] = {"job_id": job_id, "status": status, "metrics": dict(metrics or {})}
+    if error is not None:
+        details["error"] = error
+    return log.append(EventKind.JOB_FINISHED, details, actor=actor)
 
 
 def record_data_fingerprint(
@@ -146,12 +168,19 @@ def record_psi_result(
 
 
 def record_participants(
-    log: AuditLog, *, job_id: str, participants: Mapping[str, str], actor: str
+    log: AuditLog,
+    *,
+    job_id: str,
+    participants: Mapping[str, str],
+    actor: str,
+    identities: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AuditRecord:
-    """``participants`` maps party name -> role (``label``, ``feature``, ``aggregator`` ...)."""
-    return log.append(
-        EventKind.PARTICIPANTS, {"job_id": job_id, "participants": dict(participants)}, actor=actor
-    )
+    """``participants`` maps party name -> role (``label``, ``feature``, ``aggregator`` ...);
+    ``identities`` party -> key / certificate fingerprints where the transport knows them."""
+    details: dict[str, Any] = {"job_id": job_id, "participants": dict(participants)}
+    if identities is not None:
+        details["identities"] = {k: dict(v) for k, v in identities.items()}
+    return log.append(EventKind.PARTICIPANTS, details, actor=actor)
 
 
 def record_hyperparameters(
@@ -165,11 +194,19 @@ def record_hyperparameters(
 
 
 def record_crypto(
-    log: AuditLog, *, job_id: str, scheme: str, key_bits: int, actor: str
+    log: AuditLog,
+    *,
+    job_id: str,
+    scheme: str,
+    key_bits: int,
+    actor: str,
+    purpose: str | None = None,
 ) -> AuditRecord:
-    return log.append(
-        EventKind.CRYPTO, {"job_id": job_id, "scheme": scheme, "key_bits": key_bits}, actor=actor
-    )
+    """The scheme and key size that actually ran; ``purpose`` says for what (``psi``, ``train``)."""
+    details: dict[str, Any] = {"job_id": job_id, "scheme": scheme, "key_bits": key_bits}
+    if purpose is not None:
+        details["purpose"] = purpose
+    return log.append(EventKind.CRYPTO, details, actor=actor)
 
 
 def record_dp_parameters(

@@ -10,7 +10,7 @@ audit public key, which must match ``expected_keys[peer]`` when the caller pins 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from crypto.keys import VerifyKey
 from protocols.channel import Channel
@@ -30,21 +30,24 @@ def exchange_heads(
     job_id: str,
     expected_keys: Mapping[str, VerifyKey] | None = None,
     timeout: float | None = None,
+    peers: Sequence[str] | None = None,
 ) -> dict[str, SignedHead]:
     """Send this party's signed head to every peer and store theirs; return the peers' heads.
 
     This party's head is taken *before* the peers' heads are recorded, so it covers the whole job.
     A head that is for another job, claims another party, fails its signature or names a key other
-    than ``expected_keys[peer]`` raises :class:`AuditError` naming the peer.
+    than ``expected_keys[peer]`` raises :class:`AuditError` naming the peer. ``peers`` limits the
+    exchange to a job's parties when the channel reaches more of the federation.
     """
     if audit_log.party != channel.party:
         raise AuditError(
             f"audit log of {audit_log.party!r} used on the channel of {channel.party!r}"
         )
+    targets = sorted(channel.peers if peers is None else peers)
     own = audit_log.head(job_id=job_id)
-    channel.broadcast(HEAD_TOPIC, own.to_dict())
+    channel.broadcast(HEAD_TOPIC, own.to_dict(), peers=targets)
     received: dict[str, SignedHead] = {}
-    for peer in channel.peers:
+    for peer in targets:
         head = SignedHead.from_dict(channel.recv(peer, HEAD_TOPIC, timeout=timeout))
         if head.party != peer:
             raise AuditError(f"peer {peer} sent a head claiming to be {head.party!r}")

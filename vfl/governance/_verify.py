@@ -38,6 +38,7 @@ __all__ = [
     "verify",
     "read_log_identity",
     "load_heads_file",
+    "read_stored_heads",
     "write_heads_file",
 ]
 
@@ -237,8 +238,34 @@ def write_heads_file(path: str | Path, heads: Iterable[SignedHead]) -> None:
     atomic_write(path, data.encode("utf-8"), mode=0o644)
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def read_stored_heads(path: str | Path) -> list[SignedHead]:
+    """The signed heads a party's audit log (``audit.db``) holds from its peers, oldest first."""
+    try:
+        db = _connect(Path(path))
+        try:
+            rows = db.execute("SELECT head FROM heads ORDER BY id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise AuditError(f"{path} is not a readable audit log ({exc})") from None
+    try:
+        return [SignedHead.from_dict(json.loads(row[0])) for row in rows]
+    except ValueError:
+        raise AuditError(f"{path} holds a head that is not JSON") from None
+
+
 def load_heads_file(path: str | Path) -> list[SignedHead]:
-    """Read a heads file written by :func:`write_heads_file` (``vfl audit heads``)."""
+    """Read a heads file written by :func:`write_heads_file` (``vfl audit heads``), or take the
+    heads a peer's audit log holds when ``path`` is that SQLite file (its ``audit.db``)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+                return read_stored_heads(path)
+    except OSError as exc:
+        raise AuditError(f"cannot read heads file {path}: {exc}") from None
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -125,6 +125,10 @@ class HeteroLRConfig:
 
     The label party's plan (epochs, batches, validation split, seed) is authoritative: it is sent
     to the feature parties at the start of ``fit`` and a mismatch is an error.
+
+    ``label_dp_epsilon``: when set, the label party trains on labels perturbed once by K-ary
+    randomized response (:func:`vfl.privacy.randomized_response`), so everything that leaves it
+    during training is ``label_dp_epsilon``-label-DP (post-processing).
     """
 
     epochs: int = 20
@@ -141,6 +145,7 @@ class HeteroLRConfig:
     early_stopping_patience: int = 3
     tol: float = 1e-4
     seed: int = 0
+    label_dp_epsilon: float | None = None
     crypto: CryptoSettings = field(default_factory=CryptoSettings)
 
     def __post_init__(self) -> None:
@@ -180,6 +185,11 @@ class HeteroLRConfig:
             raise ConfigError(
                 "model.early_stopping_patience must be >= 0 (0 disables early stopping)"
             )
+        if self.label_dp_epsilon is not None:
+            eps = _number(self.label_dp_epsilon, "model.label_dp_epsilon", float)
+            object.__setattr__(self, "label_dp_epsilon", eps)
+            if not eps > 0:
+                raise ConfigError(f"model.label_dp_epsilon must be > 0, got {eps}")
         if not isinstance(self.crypto, CryptoSettings):
             raise ConfigError("crypto must be a CryptoSettings")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ class HeteroLRFeatureParty:
         self.rng = rng
         self.timeout = timeout
         self.crypto_: dict[str, Any] = {}
+        self._on_epoch: Callable[[dict[str, Any]], None] | None = None
         self._fitted = False
 
     def _design(self, df: pd.DataFrame) -> np.ndarray:
@@ -64,7 +66,17 @@ class HeteroLRFeatureParty:
         channel.send(label_party, Topics.HELLO, {"error": message})
         return ConfigError(message)
 
-    def fit(self, df: pd.DataFrame, *, channel: Channel, label_party: str) -> HeteroLRFeatureParty:
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        channel: Channel,
+        label_party: str,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> HeteroLRFeatureParty:
+        """Train with the label party. ``on_epoch`` (optional) is called after every epoch with
+        ``{"round" (1-based, over all tasks), "task", "epoch" (1-based), "metrics": {}, "seconds"}``:
+        a feature party has no metrics of its own."""
         cfg = self.config
         self.columns_ = (
             list(self.feature_columns)
@@ -135,6 +147,7 @@ class HeteroLRFeatureParty:
         if others:
             label_key.start_precompute(per_batch=cfg.batch_size, idle=idle)
         self.weights_ = np.zeros((x.shape[1], n_tasks))
+        self._on_epoch = on_epoch
         try:
             self._train(
                 ch, label_party, owner, label_key, others, zero_sum, x, n_tasks, beta_constant
@@ -160,10 +173,12 @@ class HeteroLRFeatureParty:
     ) -> None:
         cfg = self.config
         train, val = _math.split_rows(x.shape[0], fraction=cfg.validation_fraction, seed=cfg.seed)
+        rounds = 0
         for task in range(n_tasks):
             w = np.zeros(x.shape[1])
             best_w = w.copy()
             for epoch in range(cfg.epochs):
+                start = time.perf_counter()
                 lr = _math.learning_rate(
                     cfg.learning_rate, schedule=cfg.lr_schedule, decay=cfg.lr_decay, epoch=epoch
                 )
@@ -196,6 +211,17 @@ class HeteroLRFeatureParty:
                         expected_nonce=f"val/{task}/{epoch}",
                     )
                 decision = channel.recv(label_party, Topics.EPOCH_END, timeout=self.timeout)
+                rounds += 1
+                if self._on_epoch is not None:
+                    self._on_epoch(
+                        {
+                            "round": rounds,
+                            "task": task,
+                            "epoch": epoch + 1,
+                            "metrics": {},
+                            "seconds": time.perf_counter() - start,
+                        }
+                    )
                 if decision.get("best"):
                     best_w = w.copy()
                 if decision.get("stop"):

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,9 +29,12 @@ from vfl.hetero_lr._protocol import (
 )
 from vfl.hetero_lr._scheme import make_owner, peer_key
 
-__all__ = ["HeteroLRLabelParty"]
+__all__ = ["HeteroLRLabelParty", "EpochCallback"]
 
 logger = logging.getLogger("vfl.hetero_lr")
+
+# Called after every epoch with {"round", "task", "epoch", "metrics", "seconds"} (see fit).
+EpochCallback = Callable[[dict[str, Any]], None]
 
 
 class HeteroLRLabelParty:
@@ -63,6 +66,8 @@ class HeteroLRLabelParty:
         self.progress = progress
         self.history_: list[dict[str, Any]] = []
         self.crypto_: dict[str, Any] = {}
+        self.privacy_: dict[str, Any] = {}
+        self._on_epoch: Callable[[dict[str, Any]], None] | None = None
         self._fitted = False
 
     # -- training ---------------------------------------------------------------------------
@@ -82,9 +87,42 @@ class HeteroLRLabelParty:
             x = np.hstack([np.ones((x.shape[0], 1)), x])
         return np.asarray(x, dtype=np.float64)
 
+    def _perturb(self, y_raw: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Labels after K-ary randomized response at ``config.label_dp_epsilon`` (label DP).
+
+        Each label is kept with probability ``e^eps / (e^eps + K - 1)``, else replaced by one of
+        the other ``K - 1`` classes uniformly (Warner 1965; the RR baseline of Ghazi et al.,
+        "Deep Learning with Label Differential Privacy", NeurIPS 2021). Training uses only the
+        perturbed labels, so what leaves this party is ``eps``-label-DP by post-processing.
+        """
+        from vfl.privacy import randomized_response, randomized_response_keep_probability
+
+        eps = self.config.label_dp_epsilon
+        assert eps is not None
+        index = np.searchsorted(classes, y_raw).astype(np.int64)
+        noisy = randomized_response(index, epsilon=eps, num_classes=classes.size, rng=self.rng)
+        self.privacy_ = {
+            "label_dp_epsilon": eps,
+            "delta": 0.0,
+            "mechanism": "randomized_response",
+            "keep_probability": randomized_response_keep_probability(
+                epsilon=eps, num_classes=int(classes.size)
+            ),
+            "labels_flipped": int(np.count_nonzero(noisy != index)),
+        }
+        return np.asarray(classes[noisy])
+
     def fit(
-        self, df: pd.DataFrame, *, channel: Channel, feature_parties: Sequence[str] | None = None
+        self,
+        df: pd.DataFrame,
+        *,
+        channel: Channel,
+        feature_parties: Sequence[str] | None = None,
+        on_epoch: EpochCallback | None = None,
     ) -> HeteroLRLabelParty:
+        """Train with the feature parties. ``on_epoch`` (optional) is called after every epoch
+        with ``{"round": epochs so far over all tasks (1-based), "task", "epoch" (1-based),
+        "metrics": {"loss" (validation log-loss), "val_logloss", "val_auc"}, "seconds"}``."""
         cfg = self.config
         parties = sorted(feature_parties if feature_parties is not None else channel.peers)
         if not parties:
@@ -97,6 +135,9 @@ class HeteroLRLabelParty:
         if classes.size < 2:
             raise ConfigError(f"label column {self.label_column!r} has a single class")
         self.classes_ = classes
+        self.privacy_ = {}
+        if cfg.label_dp_epsilon is not None:
+            y_raw = self._perturb(y_raw, classes)
         n_tasks = 1 if classes.size == 2 else int(classes.size)
         raw_x = feature_matrix(df, self.columns_)
         self.mean_, self.std_ = _math.standardise_fit(raw_x)
@@ -141,6 +182,7 @@ class HeteroLRLabelParty:
         self.feature_parties_ = parties
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self.history_ = []
+        self._on_epoch = on_epoch
         idle = threading.Event()
         ch = IdleChannel(channel, idle)
         owner.public.start_precompute(
@@ -254,6 +296,19 @@ class HeteroLRLabelParty:
             if isinstance(sent, int):
                 record["bytes_sent"] = sent
             self.history_.append(record)
+            if self._on_epoch is not None:
+                values = {k: float(v) for k, v in record.items() if k.startswith("val_")}
+                if "val_logloss" in values:
+                    values["loss"] = values["val_logloss"]
+                self._on_epoch(
+                    {
+                        "round": len(self.history_),
+                        "task": task,
+                        "epoch": epoch + 1,
+                        "metrics": values,
+                        "seconds": record["seconds"],
+                    }
+                )
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("val_")})
                 bar.update(1)

@@ -9,10 +9,8 @@ files, so a party running a different file is refused before any PSI or training
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,12 @@ import pandas as pd
 
 from protocols.channel import Channel
 from vfl.errors import ConfigError
+from vfl.jobs._finish import finish_job
 from vfl.jobs._metered import MeteredChannel
+from vfl.jobs._provenance import PartyIdentity, file_sha256, ids_sha256, work_dir_key
 from vfl.jobs._spec import Job
+from vfl.jobs._tracker import JobTracker
+from vfl.jobs._trainers import model_for, report_round, train_hetero_lr, train_split_nn
 
 __all__ = ["run_job", "agreed_test_rows"]
 
@@ -84,49 +86,92 @@ def _align(
 
 
 def run_job(
-    job: Job, *, party: str, channel: Channel, work_dir: str | Path, progress: bool = False
+    job: Job,
+    *,
+    party: str,
+    channel: Channel,
+    work_dir: str | Path,
+    progress: bool = False,
+    identity: PartyIdentity | None = None,
 ) -> dict[str, Any]:
-    """This party's side of ``job``; returns the JSON-ready result of DESIGN.md (``vfl run --json``)."""
+    """This party's side of ``job``; returns the JSON-ready result of DESIGN.md (``vfl run --json``).
+
+    Everything the job does is recorded in ``work_dir`` (docs/governance.md, "What a job
+    writes"): the audit log ``audit.db`` (signed with ``identity.signing_key``, else the work
+    dir's own ``audit.key``), the registry ``registry.db`` (training jobs register this party's
+    part of the model as a candidate) and the live run files under ``runs/JOB_ID/PARTY``. At the
+    end the parties exchange signed audit chain heads. A job that fails leaves ``status.json``
+    in phase ``failed`` with the error, a ``job.finished`` audit record with status ``failed``,
+    and no ``result.json``; the error is re-raised.
+    """
     t0 = time.perf_counter()
-    channel = channel if isinstance(channel, MeteredChannel) else MeteredChannel(channel)
+    metered = channel if isinstance(channel, MeteredChannel) else MeteredChannel(channel)
+    job.party(party)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    ident = (identity or PartyIdentity(work_dir_key(work))).for_party(party)
+    tracker = JobTracker(job, party=party, channel=metered, work_dir=work, identity=ident)
+    try:
+        tracker.start()
+        return _run(job, party, metered, tracker, progress=progress, t0=t0)
+    except BaseException as exc:
+        tracker.failed(exc)
+        raise
+    finally:
+        tracker.close()
+
+
+def _read_input(job: Job, party: str, tracker: JobTracker, path: Path, what: str) -> pd.DataFrame:
+    df = _read_csv(path, f"parties.{party}.{what}")
+    tracker.data(what, sha256=file_sha256(path), rows=int(df.shape[0]), columns=list(df.columns))
+    job.check_data(party, df, what=what)
+    return df
+
+
+def _run(
+    job: Job,
+    party: str,
+    channel: MeteredChannel,
+    tracker: JobTracker,
+    *,
+    progress: bool,
+    t0: float,
+) -> dict[str, Any]:
     section = job.party(party)
-    peers = sorted(p for p in job.parties if p != party)
+    peers = tracker.peers
     missing = sorted(set(peers) - set(channel.peers))
     if missing:
         raise ConfigError(
             f"the channel of {party} cannot reach {', '.join(missing)} (check federation.toml)"
         )
-    data = _read_csv(section.data, f"parties.{party}.data")
-    job.check_data(party, data)
+    if job.job.type == "fedavg":
+        _handshake(job, party, channel, peers)
+        return _run_fedavg(job, party, channel, tracker, progress=progress, t0=t0)
+    data = _read_input(job, party, tracker, section.data, "data")
     test = None
     if section.test_data is not None:
-        test = _read_csv(section.test_data, f"parties.{party}.test_data")
-        job.check_data(party, test, what="test_data")
+        test = _read_input(job, party, tracker, section.test_data, "test_data")
     if job.job.type == "hetero_lr":
-        _model_for(job, party)  # configuration errors before any message
+        model_for(job, party)  # configuration errors before any message
     timing: dict[str, float] = {}
     _handshake(job, party, channel, peers)
-    if job.job.type == "fedavg":
-        # Horizontal: parties share features, not rows; there is nothing to align.
-        from vfl.horizontal import run_fedavg_job
-
-        run_dir = Path(work_dir) / "runs" / job.job.id / party
-        fed = run_fedavg_job(
-            job,
-            party=party,
-            channel=channel,
-            work_dir=run_dir,
-            on_round=functools.partial(_report_round, progress=progress),
-        )
-        fed.setdefault("timing", {})["total"] = time.perf_counter() - t0
-        fed["bytes_sent"] = channel.bytes_sent
-        return fed
+    tracker.phase("psi")
     start = time.perf_counter()
     aligned = _align(job, party, channel, peers, data)
-    aligned_test = _align(job, party, channel, peers, test) if test is not None else None
+    tracker.psi(input_rows=int(data.shape[0]), intersection_size=int(aligned.shape[0]))
+    tracker.data("aligned_ids", **_ids_fingerprint(aligned, section.id_column))
+    aligned_test = None
+    if test is not None:
+        aligned_test = _align(job, party, channel, peers, test)
+        tracker.psi(
+            input_rows=int(test.shape[0]),
+            intersection_size=int(aligned_test.shape[0]),
+            dataset="test_data",
+        )
+        tracker.data("aligned_test_ids", **_ids_fingerprint(aligned_test, section.id_column))
+    tracker.crypto(scheme="ecdh-x25519", key_bits=255, purpose="psi")
     timing["psi"] = time.perf_counter() - start
-    run_dir = Path(work_dir) / "runs" / job.job.id / party
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = tracker.run_dir
     result: dict[str, Any] = {
         "job_id": job.job.id,
         "party": party,
@@ -150,108 +195,110 @@ def run_job(
         aligned.to_csv(partial, index=False)
         os.replace(partial, out)  # never a half-written aligned.csv
         result["aligned_csv"] = str(out)
-    else:
-        if aligned_test is None:
-            mask = agreed_test_rows(
-                aligned.shape[0], fraction=job.evaluation.test_fraction, seed=job.evaluation.seed
-            )
-            train, evaluate = (
-                aligned[~mask].reset_index(drop=True),
-                aligned[mask].reset_index(drop=True),
-            )
-        else:
-            train, evaluate = aligned, aligned_test
-        if job.job.type == "split_nn":
-            _run_split_nn(job, party, channel, train, evaluate, run_dir, result)
-            timing.update(result.pop("_timing", {}))
-            timing["total"] = time.perf_counter() - t0
-            result["bytes_sent"] = channel.bytes_sent
-            return result
-        model = _model_for(job, party, progress=progress)
-        start, cpu = time.perf_counter(), time.process_time()
-        if party == job.job.label_party:
-            model.fit(train, channel=channel, feature_parties=job.feature_parties)
-        else:
-            model.fit(train, channel=channel, label_party=job.job.label_party)
-        timing["train"] = time.perf_counter() - start
-        timing["train_cpu"] = time.process_time() - cpu  # this process, all threads
-        start = time.perf_counter()
-        if evaluate.shape[0]:
-            if party == job.job.label_party:
-                result["metrics"] = model.evaluate(evaluate, channel=channel, prefix="test_")
-            else:
-                model.evaluate(evaluate, channel=channel)
-        timing["evaluate"] = time.perf_counter() - start
-        model_path = run_dir / "model.json"
-        model.save(model_path)
-        result["model_path"] = str(model_path)
-        result["crypto"] = dict(model.crypto_)
-        result["history"] = getattr(model, "history_", [])
-        result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
-    timing["total"] = time.perf_counter() - t0
-    result["bytes_sent"] = channel.bytes_sent
-    logger.info("job %s party %s done in %.2f s", job.job.id, party, timing["total"])
-    return result
-
-
-def _model_for(job: Job, party: str, *, progress: bool = False) -> Any:
-    from vfl.hetero_lr import HeteroLRFeatureParty, HeteroLRLabelParty
-
-    section = job.party(party)
-    features = list(section.features) if section.features is not None else None
-    if party == job.job.label_party:
-        return HeteroLRLabelParty(
-            job.model,
-            label_column=section.label_column or "y",
-            id_column=section.id_column,
-            feature_columns=features,
-            progress=progress,
+        return finish_job(job, party, channel, tracker, result, t0=t0, artefact=None)
+    if aligned_test is None:
+        mask = agreed_test_rows(
+            aligned.shape[0], fraction=job.evaluation.test_fraction, seed=job.evaluation.seed
         )
-    return HeteroLRFeatureParty(job.model, id_column=section.id_column, feature_columns=features)
+        train, evaluate = (
+            aligned[~mask].reset_index(drop=True),
+            aligned[mask].reset_index(drop=True),
+        )
+    else:
+        train, evaluate = aligned, aligned_test
+    result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
+    tracker.phase("train")
+    if job.job.type == "split_nn":
+        train_split_nn(job, party, channel, train, evaluate, run_dir, result, tracker)
+        timing.update(result.pop("_timing", {}))
+    else:
+        train_hetero_lr(job, party, channel, train, evaluate, run_dir, result, tracker, progress)
+    crypto = result.get("crypto", {})
+    if isinstance(crypto, dict) and crypto.get("scheme"):
+        key_bits = crypto.get("key_bits")
+        tracker.crypto(
+            scheme=str(crypto["scheme"]),
+            key_bits=key_bits if isinstance(key_bits, int) else None,
+            purpose="train",
+        )
+    model_path = result.get("model_path")
+    return finish_job(
+        job,
+        party,
+        channel,
+        tracker,
+        result,
+        t0=t0,
+        artefact=Path(model_path) if model_path else None,
+        registering=sorted(job.parties),
+    )
 
 
-def _run_split_nn(
+def _ids_fingerprint(df: pd.DataFrame, id_column: str) -> dict[str, Any]:
+    import psi
+
+    ids = [psi.normalise_id(v) or b"" for v in df[id_column].tolist()]
+    return {"sha256": ids_sha256(ids), "rows": len(ids), "columns": [id_column]}
+
+
+def _run_fedavg(
     job: Job,
     party: str,
-    channel: Channel,
-    train: pd.DataFrame,
-    evaluate: pd.DataFrame,
-    run_dir: Path,
-    result: dict[str, Any],
-) -> None:
-    from vfl.split_nn import run_split_nn_job
+    channel: MeteredChannel,
+    tracker: JobTracker,
+    *,
+    progress: bool,
+    t0: float,
+) -> dict[str, Any]:
+    # Horizontal: parties share features, not rows; there is nothing to align.
+    from vfl.horizontal import run_fedavg_job
 
     section = job.party(party)
-    label_party = job.job.label_party
-    assert label_party is not None  # parse_job requires it for split_nn
-    out = run_split_nn_job(
-        model=job.model,
-        party=party,
-        label_party=label_party,
-        feature_parties=job.feature_parties,
-        train=train.drop(columns=[section.id_column]),
-        test=evaluate.drop(columns=[section.id_column]) if evaluate.shape[0] else None,
-        channel=channel,
-        run_dir=run_dir,
-        label_column=section.label_column or "y",
-        feature_columns=list(section.features) if section.features else None,
-    )
-    for key in ("metrics", "privacy", "history", "crypto", "model_path"):
-        if key in out:
-            result[key] = out[key]
-    result["_timing"] = out.get("timing", {})
-    result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
+    for what, path in (("data", section.data), ("test_data", section.test_data)):
+        if path is not None and path.is_file():
+            df = _read_csv(path, f"parties.{party}.{what}")
+            tracker.data(
+                what, sha256=file_sha256(path), rows=int(df.shape[0]), columns=list(df.columns)
+            )
+    tracker.phase("train")
 
+    def on_round(record: Any) -> None:
+        report_round(record, progress=progress)
+        dropped = set(getattr(record, "dropped", {}) or {})
+        sampled = list(getattr(record, "sampled", ()) or ())
+        privacy = getattr(record, "privacy", None) or {}  # with DP: epsilon, epsilon_round, delta
 
-def _report_round(record: Any, *, progress: bool) -> None:
-    """Progress of one horizontal round (the aggregator's view): logged, and printed if asked."""
-    metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(record.metrics.items()))
-    line = (
-        f"round {record.round}: {len(record.accepted)}/{len(record.sampled)} updates accepted"
-        f"{f', dropped {sorted(record.dropped)}' if record.dropped else ''}"
-        f"{f', rejected {sorted(record.rejected)}' if record.rejected else ''}"
-        f", {record.seconds:.2f} s {metrics}"
+        def number(key: str) -> float | None:
+            value = privacy.get(key)
+            return float(value) if isinstance(value, int | float) else None
+
+        tracker.round(
+            metrics=dict(record.metrics),
+            seconds=float(record.seconds),
+            expected=sampled,
+            responded=[p for p in sampled if p not in dropped],
+            epsilon=number("epsilon"),
+            epsilon_round=number("epsilon_round"),
+            delta=number("delta"),
+        )
+
+    fed = run_fedavg_job(
+        job, party=party, channel=channel, work_dir=tracker.run_dir, on_round=on_round
     )
-    logger.info(line)
-    if progress:
-        print(line, file=sys.stderr, flush=True)
+    fed.setdefault("type", "fedavg")
+    fed.setdefault("metrics", {})
+    fed.setdefault("timing", {})
+    if fed.get("role") == "aggregator":
+        tracker.crypto(scheme=str(fed.get("crypto", {}).get("scheme", "plain")), key_bits=None,
+                       purpose="train")  # fmt: skip
+    artefact = tracker.run_dir / "global_params.npy"
+    return finish_job(
+        job,
+        party,
+        channel,
+        tracker,
+        fed,
+        t0=t0,
+        artefact=artefact if fed.get("role") == "aggregator" and artefact.is_file() else None,
+        registering=[party],
+    )

@@ -27,13 +27,14 @@ __all__ = [
     "Job",
     "JobSection",
     "MODEL_PARSERS",
+    "MonitorSection",
     "PartySection",
     "load_job",
     "parse_job",
 ]
 
 JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg")
-_TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi"}
+_TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
 
 def _table(value: Any, key: str) -> Mapping[str, Any]:
@@ -80,6 +81,7 @@ class JobSection:
     type: str
     label_party: str | None = None
     aggregator: str | None = None
+    model_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,17 @@ class EvaluationSection:
 
 
 @dataclass(frozen=True)
+class MonitorSection:
+    """``[monitor]``: thresholds of the alert rules (vfl.governance.AlertRules)."""
+
+    plateau_rounds: int = 5
+    min_delta: float = 0.0
+    max_dropout: float = 0.2
+    silent_rounds: int = 3
+    round_time_limit: float | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """A parsed job file. ``model`` is the type-specific config from :data:`MODEL_PARSERS`."""
 
@@ -117,6 +130,16 @@ class Job:
     model: Any
     psi: Mapping[str, Any] = field(default_factory=dict)
     digest: str = ""
+    model_table: Mapping[str, Any] = field(default_factory=dict)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
+
+    @property
+    def model_name(self) -> str:
+        """The registry name of this job's model: ``job.model_name``, else ``TYPE-PARTY-PARTY...``.
+
+        Runs of the same job type over the same parties share a name, so each new version's
+        parent is the previous version (lineage)."""
+        return self.job.model_name or "-".join([self.job.type, *sorted(self.parties)])
 
     def party(self, name: str) -> PartySection:
         if name not in self.parties:
@@ -230,13 +253,16 @@ def parse_job(
     jt = _table(raw.get("job"), "job") if "job" in raw else None
     if jt is None:
         raise ConfigError("missing table [job]")
-    _check_keys(jt, {"id", "type", "label_party", "aggregator"}, "job")
+    _check_keys(jt, {"id", "type", "label_party", "aggregator", "model_name"}, "job")
     job = JobSection(
         id=_get(jt, "id", str, "job", required=True),
         type=_get(jt, "type", str, "job", required=True),
         label_party=_get(jt, "label_party", str, "job", default=None),
         aggregator=_get(jt, "aggregator", str, "job", default=None),
+        model_name=_get(jt, "model_name", str, "job", default=None),
     )
+    if job.model_name is not None and not job.model_name.strip():
+        raise ConfigError("job.model_name must not be empty")
     if not job.id:
         raise ConfigError("job.id must not be empty")
     if job.type not in JOB_TYPES:
@@ -308,6 +334,8 @@ def parse_job(
         raise ConfigError(
             f"psi.duplicates must be 'error' or 'first', got {psi.get('duplicates')!r}"
         )
+    monitor = _parse_monitor(_table(raw.get("monitor", {}), "monitor"))
+    model_table = dict(_table(raw.get("model", {}), "model"))
     model = MODEL_PARSERS[job.type](
         _table(raw.get("model", {}), "model"), crypto, {"_insecure_small_keys": allow_small_keys}
     )
@@ -320,7 +348,33 @@ def parse_job(
         model=model,
         psi=psi,
         digest=hashlib.sha256(canonical).hexdigest(),
+        model_table=model_table,
+        monitor=monitor,
     )
+
+
+def _parse_monitor(table: Mapping[str, Any]) -> MonitorSection:
+    keys = {"plateau_rounds", "min_delta", "max_dropout", "silent_rounds", "round_time_limit"}
+    _check_keys(table, keys, "monitor")
+    limit = _get(table, "round_time_limit", (int, float), "monitor", default=None)
+    section = MonitorSection(
+        plateau_rounds=_get(table, "plateau_rounds", int, "monitor", default=5),
+        min_delta=float(_get(table, "min_delta", (int, float), "monitor", default=0.0)),
+        max_dropout=float(_get(table, "max_dropout", (int, float), "monitor", default=0.2)),
+        silent_rounds=_get(table, "silent_rounds", int, "monitor", default=3),
+        round_time_limit=None if limit is None else float(limit),
+    )
+    if section.plateau_rounds < 1 or section.silent_rounds < 1:
+        raise ConfigError("monitor.plateau_rounds and monitor.silent_rounds must be >= 1")
+    if not 0.0 <= section.max_dropout <= 1.0:
+        raise ConfigError(f"monitor.max_dropout must be in [0, 1], got {section.max_dropout}")
+    if section.min_delta < 0:
+        raise ConfigError(f"monitor.min_delta must be >= 0, got {section.min_delta}")
+    if section.round_time_limit is not None and not section.round_time_limit > 0:
+        raise ConfigError(
+            f"monitor.round_time_limit must be > 0 seconds, got {section.round_time_limit}"
+        )
+    return section
 
 
 def load_job(path: str | Path, *, allow_small_keys: bool = False) -> Job:
