@@ -1,8 +1,14 @@
 """``vfl run JOB.toml --config federation.toml --party NAME [--json]``: one party's side of a job.
 
 Runs this party's gRPC node (mutual TLS, signed envelopes) for the job's session, then
-:func:`vfl.jobs.run_job`: align by PSI -> train -> evaluate -> save the model. With ``--json``
-prints one JSON object (DESIGN.md "The job file"). Job types: ``psi``, ``hetero_lr``.
+:func:`vfl.jobs.run_job`: align by PSI -> train -> evaluate -> register the model. With ``--json``
+prints one JSON object (DESIGN.md "The job file"). Job types: ``psi``, ``hetero_lr``,
+``split_nn``, ``fedavg``.
+
+The party's signing key from ``federation.toml`` also signs its audit log (``WORK/audit.db``) and
+its chain heads, and the peers' heads are pinned to their public keys there, so
+``vfl audit verify WORK/audit.db --key PARTY/signing.pub.pem`` checks the log against the
+federation's key. Live progress is in ``WORK/runs/JOB_ID/PARTY/status.json`` and ``events.jsonl``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ logger = logging.getLogger("vfl.cli.run")
 
 
 def register(sub: Any) -> None:
+    from vfl.dashboard import add_dashboard_arguments
+
     parser = sub.add_parser(
         "run", help="run this party's side of a job file: align -> train -> evaluate"
     )
@@ -41,6 +49,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="allow Paillier keys below 2048 bits (tests only)",
     )
+    parser.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help="listen address of this party's node (default: its address in FEDERATION.toml; "
+        "e.g. 0.0.0.0:50051 behind NAT or in a container)",
+    )
+    add_dashboard_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_run)
 
@@ -49,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     from protocols.config import load_federation
     from protocols.grpc import PartyNode
     from vfl.errors import ConfigError
-    from vfl.jobs import load_job, run_job
+    from vfl.jobs import identity_from_federation, jsonable, load_job, run_job
 
     job = load_job(args.job, allow_small_keys=args.insecure_small_keys)
     job.party(args.party)
@@ -57,8 +72,22 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(job.parties) - set(config.parties))
     if unknown:
         raise ConfigError(f"job parties missing from {args.config}: {', '.join(unknown)}")
-    node = PartyNode(config, args.party).start()
+    identity = identity_from_federation(config, args.party)
+    node = PartyNode(config, args.party, bind=args.bind).start()
+    dashboard = None
     try:
+        if args.dashboard:
+            from vfl.dashboard import start_dashboard
+
+            dashboard, _ = start_dashboard(
+                bind=args.dashboard,
+                work_dir=args.work_dir,
+                token_file=args.dashboard_token_file,
+                node=node,
+                party=args.party,
+            )
+            # The URL carries the token: stderr, like the progress lines, never the JSON on stdout.
+            print(f"dashboard: {dashboard.login_url}", file=sys.stderr, flush=True)
         channel = node.channel(job.job.id, default_timeout=args.timeout)
         try:
             result = run_job(
@@ -67,25 +96,32 @@ def _run(args: argparse.Namespace) -> int:
                 channel=channel,
                 work_dir=Path(args.work_dir),
                 progress=not args.json,
+                identity=identity,
             )
         finally:
             channel.close()
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         node.stop()
     if args.json:
-        print(json.dumps(result, default=_jsonable))
+        print(json.dumps(jsonable(result)))  # the same object as result.json
     else:
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+        metrics = ", ".join(
+            f"{k}={v:.4f}"
+            for k, v in result.get("metrics", {}).items()
+            if isinstance(v, int | float)
+        )
+        model = result.get("model")
+        registered = (
+            f"; registered {model['name']} {model['version']} ({model['stage']})" if model else ""
+        )
+        psi = result.get("psi")
+        rows = f"{psi['intersection_size']} aligned rows; " if isinstance(psi, dict) else ""
         print(
-            f"{result['job_id']} {result['party']}: {result['psi']['intersection_size']} aligned rows; {metrics or 'no metrics at this party'}; run dir {result['run_dir']}"
+            f"{result['job_id']} {result['party']}: {rows}{metrics or 'no metrics at this party'}{registered}; run dir {result['run_dir']}"
         )
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,10 @@
 The node listens with mutual TLS 1.3 against the federation CA and serves the party service and
 the standard gRPC health service. With ``--json`` one JSON object describing the running node
 is printed on stdout as soon as it serves (so scripts can wait for it).
+
+``--dashboard HOST:PORT`` also serves the read-only dashboard and Prometheus ``/metrics`` of the
+party's ``--work-dir`` (:mod:`vfl.dashboard`); its token is read from ``--dashboard-token-file``
+or written to ``WORK_DIR/dashboard.token`` (0600), and the printed URL carries it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import protocols.grpc
+from vfl.dashboard import add_dashboard_arguments, start_dashboard
 from vfl.errors import ConfigError
 
 __all__ = ["register"]
@@ -38,6 +43,10 @@ def register(sub: Any) -> None:
         "--heartbeat", type=float, default=30.0, metavar="SECONDS", help="heartbeat interval"
     )
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish calls on stop")
+    parser.add_argument(
+        "--work-dir", default=".", help="this party's work directory (the dashboard reads its runs)"
+    )
+    add_dashboard_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_serve)
 
@@ -56,6 +65,18 @@ def _serve(args: argparse.Namespace) -> int:
         node.start()
     except ProtocolConfigError as exc:
         raise ConfigError(str(exc)) from exc
+    dashboard = None
+    if args.dashboard is not None:
+        try:
+            dashboard, token_file = start_dashboard(
+                bind=args.dashboard,
+                work_dir=args.work_dir,
+                token_file=args.dashboard_token_file,
+                node=node,
+            )
+        except BaseException:
+            node.stop(grace=0)
+            raise
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -69,17 +90,24 @@ def _serve(args: argparse.Namespace) -> int:
         "status": "serving",
         "health_service": "grpc.health.v1.Health",
     }
+    if dashboard is not None:
+        info["dashboard_url"] = dashboard.login_url
+        info["dashboard_token_file"] = str(token_file)
     if args.json:
         print(json.dumps(info), flush=True)
     else:
         print(
             f"{args.party} serving on port {node.port} (mutual TLS 1.3); SIGTERM stops", flush=True
         )
+        if dashboard is not None:
+            print(f"dashboard: {dashboard.login_url}", flush=True)
     try:
         while not stop.wait(1.0):
             pass
     finally:
         _log.info("stopping node %s", args.party)
+        if dashboard is not None:
+            dashboard.stop()
         node.stop(grace=args.grace)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

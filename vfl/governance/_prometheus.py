@@ -1,21 +1,28 @@
 """Prometheus text exposition (format 0.0.4) of a :class:`Monitor`'s state.
 
 Each metric family is ``# HELP`` / ``# TYPE`` lines followed by samples
-``name{label="value",...} number``; label values escape backslash, double quote and newline
-(https://prometheus.io/docs/instrumenting/exposition_formats/).
+``name{label="value",...} number``; label values escape backslash, double quote and newline, help
+texts escape backslash and newline (https://prometheus.io/docs/instrumenting/exposition_formats/).
+:class:`ExpositionWriter` is the one place that writes this format; :func:`render_prometheus`
+and the party dashboard's ``/metrics`` (:mod:`vfl.dashboard`) both use it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from vfl.governance._errors import GovernanceError
 from vfl.governance._monitor import Monitor, dropout_rate
 
-__all__ = ["render_prometheus", "CONTENT_TYPE"]
+__all__ = ["render_prometheus", "CONTENT_TYPE", "ExpositionWriter"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_KINDS = frozenset({"counter", "gauge", "untyped"})
 
 
 def _escape(value: str) -> str:
@@ -30,24 +37,72 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
-class _Writer:
-    def __init__(self, base: Mapping[str, str]) -> None:
+class ExpositionWriter:
+    """Writes metric families in the Prometheus text format; ``base`` labels go on every sample.
+
+    Each family is written once (``# HELP`` and ``# TYPE`` then its samples); a family name or
+    label name outside the format's grammar, or a family written twice, is a
+    :class:`~vfl.governance.GovernanceError`.
+    """
+
+    def __init__(self, base: Mapping[str, str] | None = None) -> None:
         self.lines: list[str] = []
-        self.base = dict(base)
+        self.base = dict(base or {})
+        self._families: set[str] = set()
+        for label in self.base:
+            self._check_label(label)
+
+    @staticmethod
+    def _check_label(label: str) -> None:
+        if not _LABEL_NAME.match(label) or label.startswith("__"):
+            raise GovernanceError(f"invalid Prometheus label name {label!r}")
 
     def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
+        """Start the family ``name`` (``counter``, ``gauge`` or ``untyped``)."""
+        if not _METRIC_NAME.match(name):
+            raise GovernanceError(f"invalid Prometheus metric name {name!r}")
+        if kind not in _KINDS:
+            raise GovernanceError(f"unknown Prometheus metric type {kind!r}")
+        if name in self._families:
+            raise GovernanceError(f"metric family {name} written twice")
+        self._families.add(name)
+        help_line = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+        self.lines.append(f"# HELP {name} {help_line}")
         self.lines.append(f"# TYPE {name} {kind}")
 
     def sample(self, name: str, value: float, **labels: str) -> None:
+        """One sample of the current family (``base`` labels merged with ``labels``)."""
+        for label in labels:
+            self._check_label(label)
         merged = {**self.base, **labels}
         body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(merged.items()))
-        self.lines.append(f"{name}{{{body}}} {_number(value)}")
+        self.lines.append(
+            f"{name}{{{body}}} {_number(value)}" if body else f"{name} {_number(value)}"
+        )
+
+    def samples(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        values: Iterable[tuple[float, Mapping[str, str]]],
+    ) -> None:
+        """A whole family at once; nothing is written when ``values`` is empty."""
+        rows = list(values)
+        if not rows:
+            return
+        self.family(name, kind, help_text)
+        for value, labels in rows:
+            self.sample(name, value, **labels)
+
+    def text(self) -> str:
+        """The exposition (ends with a newline)."""
+        return "\n".join(self.lines) + "\n"
 
 
 def render_prometheus(monitor: Monitor) -> str:
     """The monitor's metrics in Prometheus text format (ends with a newline)."""
-    out = _Writer({"job": monitor.job_id, "party": monitor.party})
+    out = ExpositionWriter({"job": monitor.job_id, "party": monitor.party})
     history = monitor.history
     out.family("vfl_rounds_total", "counter", "Training rounds completed.")
     out.sample("vfl_rounds_total", len(history))
@@ -82,4 +137,4 @@ def render_prometheus(monitor: Monitor) -> str:
     out.family("vfl_alerts_total", "counter", "Alerts raised, by kind.")
     for kind, count in sorted(alerts.items()):
         out.sample("vfl_alerts_total", count, kind=kind)
-    return "\n".join(out.lines) + "\n"
+    return out.text()
