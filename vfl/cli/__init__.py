@@ -29,6 +29,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("audit", "vfl.cli.audit"),
     ("models", "vfl.cli.models"),
     ("privacy", "vfl.cli.privacy"),
+    ("report", "vfl.cli.report"),
     ("bench", "vfl.cli.bench"),
 )
 
