@@ -44,31 +44,61 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if v is not None)
     return str(value)
 
 
+def _crypto(crypto: dict[str, Any]) -> str:
+    scheme = str(crypto.get("scheme", "?"))
+    size = crypto.get("key_bits") or crypto.get("poly_modulus_degree") or crypto.get("preset")
+    return f"{scheme} {size}" if size else scheme
+
+
+def _mb(n: Any) -> str:
+    return f"{n / 1e6:.1f} MB" if isinstance(n, int | float) else "?"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
 def render_summary(result: dict[str, Any]) -> str:
+    """The demo's closing summary: phases, then one table row per model, then where things are."""
     lines = ["", "vfl demo: summary", "=" * 72]
+    jobs = []
     for phase in result["phases"]:
         status = "ok" if phase["ok"] else "FAILED"
         lines.append(f"[{status}] {phase['name']}  ({phase['seconds']:.1f} s)")
         figures = phase["figures"]
         if "test_auc" in figures:
-            lines.append(
-                f"    test AUC {figures['test_auc']:.4f}   centralised reference "
-                f"{figures['centralised_reference_auc']:.4f}   "
-                f"difference {figures['test_auc'] - figures['centralised_reference_auc']:+.4f}"
-            )
-            lines.append(f"    intersection {figures['intersection_size']} customers; "
-                         f"train {figures['train_rows']}, test {figures['test_rows']}")  # fmt: skip
-            for key in ("crypto", "bytes_sent", "seconds", "privacy"):
-                if key in figures:
-                    lines.append(f"    {key}: {_fmt(figures[key])}")
-        else:
-            lines.extend(f"    {key}: {_fmt(value)}" for key, value in figures.items())
+            jobs.append((phase, figures))
+            continue
+        lines.extend(f"    {key}: {_fmt(value)}" for key, value in figures.items())
+    if jobs:
+        rows = [["model", "test AUC", "centralised", "diff", "crypto", "intersection",
+                 "bytes bank->retailer", "retailer->bank", "PSI s", "train s", "eval s"]]  # fmt: skip
+        for phase, f in jobs:
+            sec = f.get("seconds", {})
+            rows.append([
+                "hetero LR" if "hetero" in phase["name"] else "split NN",
+                f"{f['test_auc']:.4f}", f"{f['centralised_reference_auc']:.4f}",
+                f"{f['test_auc'] - f['centralised_reference_auc']:+.4f}", _crypto(f["crypto"]),
+                str(f["intersection_size"]), _mb(f["bytes_sent"].get("bank")),
+                _mb(f["bytes_sent"].get("retailer")),
+                *(f"{sec[k]:.1f}" if k in sec else "-" for k in ("psi", "train", "evaluate")),
+            ])  # fmt: skip
+        lines += ["", *_table(rows)]
+        for phase, f in jobs:
+            for key in ("privacy",):
+                if key in f:
+                    lines.append(f"    {phase['name'].split(':')[0]} {key}: {_fmt(f[key])}")
     lines.append("")
     lines.append(f"run directory: {result['run_dir']}")
+    for job, path in (result.get("reports") or {}).items():
+        lines.append(f"HTML report ({job}): {path}")
     if result["not_built"]:
         lines.append("not built yet (see README's feature table):")
         lines.extend(f"  - {item}" for item in result["not_built"])
