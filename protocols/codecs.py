@@ -74,7 +74,10 @@ class Keyring:
         self._lock = threading.Lock()
         self._paillier: dict[str, Any] = {}
         self._ckks: dict[str, Any] = {}
-        self._ckks_ids: dict[int, str] = {}
+        # id(context) -> (fingerprint, context). The context is held so that its id cannot be
+        # reused by a new context while the entry exists (a bare id cache would hand a new
+        # context the fingerprint of a garbage-collected one).
+        self._ckks_ids: dict[int, tuple[str, Any]] = {}
 
     def add_paillier(self, public_key: Any) -> str:
         """Accept ciphertexts under ``public_key``; returns its fingerprint."""
@@ -94,13 +97,13 @@ class Keyring:
         """Accept CKKS batches under ``context`` (public or with secret key); returns its id."""
         with self._lock:
             known = self._ckks_ids.get(id(context))
-            if known is not None:
-                return known
+            if known is not None and known[1] is context:
+                return known[0]
         if fp is None:
             fp = _ckks_fingerprint(context)
         with self._lock:
             self._ckks.setdefault(fp, context)
-            self._ckks_ids[id(context)] = fp
+            self._ckks_ids[id(context)] = (fp, context)
         return fp
 
     def ckks(self, fp: str) -> Any:

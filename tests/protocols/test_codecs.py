@@ -237,3 +237,25 @@ def test_decode_parts_refuses_malformed_bytes_like_decode(codec: str) -> None:
         REGISTRY.decode(codec, truncated, ctx)
     with pytest.raises(CodecError):
         REGISTRY.decode_parts(codec, _pieces(truncated, [1, 5, 9]), ctx)
+
+
+def test_keyring_never_hands_a_new_ckks_context_an_old_contexts_fingerprint() -> None:
+    """A context collected and a new one allocated at the same address keep their own ids."""
+    import gc
+
+    from protocols.codecs import Keyring
+
+    class Context:
+        def __init__(self, fp: str) -> None:
+            self.fingerprint = fp
+
+    ring = Keyring()
+    for i in range(200):
+        # A second context object under a fingerprint the ring already holds (as after a peer's
+        # context is decoded again) is not kept by the ring; once it is collected, its address
+        # is free for the next object.
+        assert ring.add_ckks(Context("shared")) == "shared"
+        gc.collect()
+        fresh = Context(f"fp-{i}")
+        assert ring.add_ckks(fresh) == f"fp-{i}"
+    assert all(ring.ckks(f"fp-{i}").fingerprint == f"fp-{i}" for i in range(200))
