@@ -1,31 +1,48 @@
-"""Secure aggregation: masks cancel in the sum, the aggregator never sees an update in clear,
-and a round with a dropout is skipped instead of producing garbage."""
+"""Secure aggregation with dropout recovery: the aggregator sees only the sum of the survivors'
+updates, a client dropping mid-round does not break the round, fewer than ``t`` survivors give a
+clear failure and no sum, and a tampered share is refused."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from crypto.keys import AgreementKey
-from crypto.random import SeededRandom
+from protocols.channel import Channel
+from protocols.errors import ChannelTimeout, PeerDown
 from protocols.memory import InMemoryNetwork
-from vfl.errors import ConfigError, VflError
+from protocols.testkit import run_parties
+from vfl.errors import ConfigError
 from vfl.horizontal import (
     AGGREGATOR_NAME,
     ClientUpdate,
     FedClient,
     FedConfig,
+    FedResult,
+    FedServer,
+    Finish,
     LocalTraining,
     Mode,
+    TrainTask,
     ValidationPolicy,
+    _secagg_round,
     logistic_factory,
+    run_aggregator,
+    run_client,
     simulate,
 )
-from vfl.horizontal._secagg import decode_fixed, encode_fixed, mask_update, unmask_sum
+from vfl.horizontal._dp import DpMode, DpSpec
+from vfl.horizontal._messages import (
+    SecAggInbox,
+    SecAggReveal,
+    SecAggRoster,
+    SecAggShares,
+    SecAggUnmask,
+)
+from vfl.horizontal._secagg import decode_fixed
+from vfl.privacy import clip_l2
 
 D = 6
 LOCAL = LocalTraining(epochs=1, learning_rate=0.1, batch_size=32)
@@ -40,65 +57,129 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _clients(k: int) -> dict[str, Any]:
     return {
-        f"c{i}": FedClient(*_data(300, i), model_factory=logistic_factory(), seed=i)
+        f"c{i}": FedClient(*_data(300 + 20 * i, i), model_factory=logistic_factory(), seed=i)
         for i in range(k)
     }
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(2, 6), st.integers(1, 20), st.integers(0, 2**32 - 1))
-def test_pairwise_masks_cancel_in_the_sum(n: int, d: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    names = [f"p{i}" for i in range(n)]
-    keys = {p: AgreementKey.generate(rng=SeededRandom(seed + i)) for i, p in enumerate(names)}
-    pubs = {p: k.public_bytes() for p, k in keys.items()}
-    vals = {p: rng.normal(scale=100.0, size=d) for p in names}
-    masked = {
-        p: mask_update(vals[p], me=p, key=keys[p], peers=pubs, job="j", round=4) for p in names
-    }
-    total = sum(vals.values())
-    assert isinstance(total, np.ndarray)
-    np.testing.assert_allclose(unmask_sum(masked), total, atol=n * 2.0**-23)
-    # Without one client's vector the others' masks do not cancel.
-    partial = {p: masked[p] for p in names[1:]}
-    assert np.max(np.abs(unmask_sum(partial) - (total - vals[names[0]]))) > 1e3
+def _expected_first_round(k: int, survivors: list[str]) -> np.ndarray:
+    """Plain FedAvg of round 1 over ``survivors`` only, from fresh clients (same seeds)."""
+    clients = _clients(k)
+    w0 = np.zeros(D + 1)
+    total, weight = np.zeros(D + 1), 0
+    for name in survivors:
+        c = clients[name]
+        total += c.num_samples * c.local_update(w0, LOCAL)
+        weight += c.num_samples
+    return w0 + total / weight
 
 
-def test_fixed_point_round_trip_and_limits() -> None:
-    v = np.array([-3.25, 0.0, 1e-7, 12345.678])
-    np.testing.assert_allclose(decode_fixed(encode_fixed(v)), v, atol=2.0**-24)
-    with pytest.raises(VflError):
-        encode_fixed(np.array([np.nan]))
-    with pytest.raises(VflError):
-        encode_fixed(np.array([1e13]))
+def _network(k: int, job: str) -> InMemoryNetwork:
+    return InMemoryNetwork([AGGREGATOR_NAME, *(f"c{i}" for i in range(k))], job_id=job, seed=0)
 
 
-def test_secure_fedavg_equals_plain_fedavg_and_hides_each_update() -> None:
-    cfg = FedConfig(rounds=3, local=LOCAL)
-    plain = simulate(_clients(3), cfg, np.zeros(D + 1))
-    net = InMemoryNetwork([AGGREGATOR_NAME, "c0", "c1", "c2"], job_id="secagg", seed=0)
-    secure_cfg = FedConfig(rounds=3, local=LOCAL, secure_aggregation=True)
-    secure = simulate(_clients(3), secure_cfg, np.zeros(D + 1), network=net)
+def _secure(rounds: int, timeout: float = 60.0) -> FedConfig:
+    return FedConfig(rounds=rounds, local=LOCAL, secure_aggregation=True, round_timeout=timeout)
+
+
+def test_secure_fedavg_equals_plain_and_the_aggregator_never_sees_an_update() -> None:
+    plain = simulate(_clients(4), FedConfig(rounds=3, local=LOCAL), np.zeros(D + 1))
+    net = _network(4, "secagg")
+    secure = simulate(_clients(4), _secure(3), np.zeros(D + 1), network=net)
     np.testing.assert_allclose(secure.params, plain.params, atol=1e-6)
-    assert all(h.accepted == ("c0", "c1", "c2") and not h.skipped for h in secure.history)
-    updates = [m.payload for m in net.transcript.received_by(AGGREGATOR_NAME)
-               if m.topic == "fl/update"]  # fmt: skip
-    assert len(updates) == 9
+    assert all(h.accepted == ("c0", "c1", "c2", "c3") and not h.skipped for h in secure.history)
+    assert all(h.bytes_up > 0 and h.bytes_down > 0 for h in secure.history)
+    inbox = net.transcript.received_by(AGGREGATOR_NAME)
+    updates = [m.payload for m in inbox if m.topic == "fl/update"]
+    assert len(updates) == 12
     for u in updates:
-        assert isinstance(u, ClientUpdate) and u.delta.dtype == np.uint64
         # A true weighted update is |n * delta| < 1e3 here; a masked one is uniform in Z_2^64.
+        assert isinstance(u, ClientUpdate) and u.delta.dtype == np.uint64
         assert np.all(np.abs(decode_fixed(u.delta)) > 1e4)
+    # Shares reach the aggregator only sealed, and it never asks for both shares of a client.
+    for m in inbox:
+        if isinstance(m.payload, SecAggShares):
+            assert all(len(c) == 12 + 2 * 66 + 16 for c in m.payload.sealed.values())
+    reveals = [m.payload for m in inbox if isinstance(m.payload, SecAggReveal)]
+    assert reveals
+    for rv in reveals:
+        assert not set(rv.self_shares) & set(rv.mask_shares)
+        assert not rv.mask_shares  # nobody dropped: only self-mask shares are revealed
 
 
-def test_a_dropout_in_a_secure_round_skips_it() -> None:
-    net = InMemoryNetwork([AGGREGATOR_NAME, "c0", "c1", "c2"], job_id="secagg-drop", seed=0)
+def test_a_client_dropped_before_sending_its_masked_update() -> None:
+    net = _network(4, "secagg-drop-before")
     net.faults.drop(sender="c2", topic="fl/update", count=1)
-    cfg = FedConfig(rounds=2, local=LOCAL, secure_aggregation=True, round_timeout=1.5)
-    res = simulate(_clients(3), cfg, np.zeros(D + 1), network=net)
+    res = simulate(_clients(4), _secure(1, timeout=1.5), np.zeros(D + 1), network=net)
+    (first,) = res.history
+    assert not first.skipped and first.accepted == ("c0", "c1", "c3")
+    assert first.dropped == {"c2": "fl/update: deadline"}
+    np.testing.assert_allclose(res.params, _expected_first_round(4, ["c0", "c1", "c3"]), atol=1e-6)
+    reveals = [m.payload for m in net.transcript.received_by(AGGREGATOR_NAME)
+               if isinstance(m.payload, SecAggReveal)]  # fmt: skip
+    # The dropped client's mask key was rebuilt; its self-mask seed was never asked for.
+    assert all(set(rv.mask_shares) == {"c2"} and "c2" not in rv.self_shares for rv in reveals)
+
+
+def test_a_client_dropped_after_sending_its_masked_update() -> None:
+    net = _network(4, "secagg-drop-after")
+    net.faults.drop(sender="c2", topic="fl/secagg-reveal", count=1)
+    res = simulate(_clients(4), _secure(1, timeout=1.5), np.zeros(D + 1), network=net)
+    (first,) = res.history
+    # c2's masked input arrived: it is in the sum; its self-mask seed was rebuilt from t shares.
+    assert not first.skipped and first.accepted == ("c0", "c1", "c2", "c3")
+    np.testing.assert_allclose(
+        res.params, _expected_first_round(4, ["c0", "c1", "c2", "c3"]), atol=1e-6
+    )
+
+
+def test_fewer_than_threshold_survivors_fail_clearly_without_a_sum() -> None:
+    net = _network(3, "secagg-too-few")
+    net.faults.drop(sender="c1", topic="fl/update", count=1)
+    net.faults.drop(sender="c2", topic="fl/update", count=1)
+    res = simulate(_clients(3), _secure(2, timeout=1.0), np.zeros(D + 1), network=net)
     first, second = res.history
-    assert first.skipped and first.dropped == {"c2": "deadline"} and first.accepted == ()
+    assert first.skipped and first.accepted == ()
+    failed = [e for e in res.events if e["event"] == "secure_round_failed"]
+    assert len(failed) == 1 and failed[0]["reason"] == "1 masked updates arrived, threshold 2"
+    # No reveal was asked for in the failed round, and the next round runs normally.
+    assert not [m for m in net.transcript.received_by(AGGREGATOR_NAME)
+                if isinstance(m.payload, SecAggReveal) and m.payload.round == 1]  # fmt: skip
     assert not second.skipped and second.accepted == ("c0", "c1", "c2")
-    assert any(e["event"] == "secure_round_incomplete" for e in res.events)
+
+
+def test_too_few_reveals_fail_without_a_wrong_sum() -> None:
+    net = _network(4, "secagg-few-reveals")
+    net.faults.drop(sender="c2", topic="fl/update", count=1)
+    net.faults.drop(sender="c1", topic="fl/secagg-reveal", count=1)
+    res = simulate(_clients(4), _secure(1, timeout=1.0), np.zeros(D + 1), network=net)
+    assert res.history[0].skipped
+    np.testing.assert_array_equal(res.params, np.zeros(D + 1))
+    (failed,) = [e for e in res.events if e["event"] == "secure_round_failed"]
+    assert failed["reason"] == "unmasking failed: need 3 shares to reconstruct, got 2"
+
+
+def test_a_tampered_share_is_refused_and_the_round_still_completes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = _secagg_round._Step.send_each
+
+    def tamper(self: Any, payloads: dict[str, Any], topic: str) -> None:
+        bad = payloads["c0"]
+        assert isinstance(bad, SecAggInbox)
+        sealed = dict(bad.sealed)
+        sealed["c1"] = sealed["c1"][:-1] + bytes([sealed["c1"][-1] ^ 1])
+        payloads = {**payloads, "c0": SecAggInbox(bad.round, bad.participants, sealed)}
+        original(self, payloads, topic)
+
+    monkeypatch.setattr(_secagg_round._Step, "send_each", tamper)
+    res = simulate(_clients(4), _secure(1), np.zeros(D + 1))
+    assert [e for e in res.events if e["event"] == "share_refused"] == [
+        {"round": 1, "event": "share_refused", "client": "c0", "senders": ["c1"]}
+    ]
+    assert not res.history[0].skipped
+    np.testing.assert_allclose(res.params, _expected_first_round(4, ["c0", "c1", "c2", "c3"]),
+                               atol=1e-6)  # fmt: skip
 
 
 def test_secure_aggregation_config_conflicts() -> None:
@@ -108,3 +189,148 @@ def test_secure_aggregation_config_conflicts() -> None:
         FedConfig(secure_aggregation=True, mode=Mode.ASYNC)
     with pytest.raises(ConfigError, match="secure_aggregation"):
         FedConfig(secure_aggregation=True, validation=ValidationPolicy(max_norm=1.0))
+    for name in ("q4", "topk", "topk+q8", "sketch"):
+        with pytest.raises(ConfigError, match=re.escape(f"compression '{name}' does not compose")):
+            FedConfig(secure_aggregation=True, compression=name)
+
+
+def test_central_dp_composes_clients_clip_and_the_sum_is_noised_once() -> None:
+    clip = 0.05
+    spec = DpSpec(mode=DpMode.CENTRAL, noise_multiplier=1e-6, max_grad_norm=clip, delta=1e-5)
+    cfg = FedConfig(rounds=1, local=LOCAL, secure_aggregation=True, dp=spec)
+    net = _network(3, "secagg-central-dp")
+    res = simulate(_clients(3), cfg, np.zeros(D + 1), network=net)
+    assert not res.history[0].skipped and res.history[0].privacy["epsilon"] > 0
+    ref = _clients(3)
+    clipped = [clip_l2(ref[n].local_update(np.zeros(D + 1), LOCAL), clip_norm=clip)[0]
+               for n in sorted(ref)]  # fmt: skip
+    # Uniform weights over the expected 3 clients; the noise (z = 1e-6) is far below the tolerance.
+    np.testing.assert_allclose(res.params, np.sum(clipped, axis=0) / 3, atol=1e-5)
+    # What each client masked had norm <= C: the masked vectors are still uniform.
+    for m in net.transcript.received_by(AGGREGATOR_NAME):
+        if m.topic == "fl/update":
+            assert np.all(np.abs(decode_fixed(m.payload.delta)) > 1e4)
+
+
+def test_a_client_refuses_an_unmask_request_that_could_reveal_both_shares() -> None:
+    """A (lying) aggregator lists c2 as both survivor and dropped: no client reveals anything."""
+    names = ["c0", "c1", "c2"]
+    net = _network(3, "secagg-lying-aggregator")
+    clients = _clients(3)
+    task = TrainTask(1, np.zeros(D + 1), 1, 0.1, 32, 0.0, 0.0, secure=True)
+
+    def lying_aggregator(ch: Channel) -> list[str]:
+        for n in names:
+            ch.recv(n, "fl/profile", timeout=10)
+            ch.send(n, "fl/task", task, round=1)
+        ads = {n: ch.recv(n, "fl/secagg-advertise", timeout=10) for n in names}
+        roster = SecAggRoster(1, AGGREGATOR_NAME, b"\x00" * 16, 2,
+                              {n: a.share_public for n, a in ads.items()},
+                              {n: a.mask_public for n, a in ads.items()})  # fmt: skip
+        for n in names:
+            ch.send(n, "fl/secagg-roster", roster, round=1)
+        shares = {n: ch.recv(n, "fl/secagg-shares", timeout=10) for n in names}
+        for v in names:
+            sealed = {u: shares[u].sealed[v] for u in names if u != v}
+            ch.send(v, "fl/secagg-inbox", SecAggInbox(1, names, sealed), round=1)
+        for n in names:
+            ch.recv(n, "fl/update", timeout=10)
+            ch.send(n, "fl/secagg-unmask", SecAggUnmask(1, names, ["c2"]), round=1)
+        answered = []
+        for n in names:
+            try:
+                ch.recv(n, "fl/secagg-reveal", timeout=0.5)
+                answered.append(n)
+            except ChannelTimeout:
+                pass
+        for n in names:
+            ch.send(n, "fl/task", Finish(np.zeros(D + 1), 0, 0.1, 32))
+            ch.recv(n, "fl/report", timeout=10)
+        return answered
+
+    fns: dict[str, Any] = {AGGREGATOR_NAME: lying_aggregator}
+    for n in names:
+        fns[n] = (lambda name: lambda ch: run_client(ch, clients[name],
+                                                     aggregator=AGGREGATOR_NAME))(n)  # fmt: skip
+    out = run_parties(fns, network=net, timeout=60)
+    assert out[AGGREGATOR_NAME] == []
+    assert all(out[n].rounds_trained == (1,) for n in names)
+
+
+class _DiesOnSend(Channel):
+    """c2's channel: the process dies right after (``after=True``) or instead of sending its
+    masked update."""
+
+    def __init__(self, inner: Channel, net: InMemoryNetwork, *, after: bool) -> None:
+        self.inner, self.net, self.after = inner, net, after
+
+    @property
+    def party(self) -> str:
+        return self.inner.party
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return self.inner.peers
+
+    def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
+        if topic == "fl/update" and not self.after:
+            self.net.kill(self.party)
+            raise PeerDown("killed before sending its masked update")
+        self.inner.send(peer, topic, payload, round=round)
+        if topic == "fl/update":
+            self.net.kill(self.party)
+            raise PeerDown("killed after sending its masked update")
+
+    def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
+        return self.inner.recv(peer, topic, timeout=timeout)
+
+
+def _run_with_c2_killed(rounds: int, *, after: bool) -> tuple[dict[str, Any], FedResult]:
+    net = _network(4, f"secagg-kill-{rounds}-{after}")
+    clients = _clients(4)
+    server = FedServer(_secure(rounds, timeout=10.0), np.zeros(D + 1), clients=sorted(clients))
+
+    def client(name: str) -> Any:
+        def fn(ch: Channel) -> str:
+            chan = _DiesOnSend(ch, net, after=after) if name == "c2" else ch
+            try:
+                run_client(chan, clients[name], aggregator=AGGREGATOR_NAME, idle_timeout=60)
+            except PeerDown:
+                return "down"
+            return "ok"
+
+        return fn
+
+    fns: dict[str, Any] = {AGGREGATOR_NAME: lambda ch: run_aggregator(ch, server)}
+    fns.update({n: client(n) for n in clients})
+    out = run_parties(fns, network=net, timeout=120)
+    return out, out[AGGREGATOR_NAME]
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_a_client_killed_mid_round_does_not_break_the_round(after: bool) -> None:
+    out, res = _run_with_c2_killed(2, after=after)
+    assert out["c2"] == "down" and out["c0"] == out["c1"] == out["c3"] == "ok"
+    first, second = res.history
+    survivors = ["c0", "c1", "c2", "c3"] if after else ["c0", "c1", "c3"]
+    assert not first.skipped and list(first.accepted) == survivors and "c2" in first.dropped
+    assert not second.skipped and second.accepted == ("c0", "c1", "c3")
+    assert second.dropped == {"c2": "peer down"}
+    _, one = _run_with_c2_killed(1, after=after)
+    np.testing.assert_allclose(one.params, _expected_first_round(4, survivors), atol=1e-6)
+
+
+def test_q8_under_secure_aggregation_masks_in_the_8_bit_ring() -> None:
+    plain = simulate(_clients(3), FedConfig(rounds=4, local=LOCAL), np.zeros(D + 1))
+    net = _network(3, "secagg-q8")
+    cfg = FedConfig(rounds=4, local=LOCAL, secure_aggregation=True, compression="q8")
+    res = simulate(_clients(3), cfg, np.zeros(D + 1), network=net)
+    assert all(not h.skipped and len(h.accepted) == 3 for h in res.history)
+    updates = [m.payload for m in net.transcript.received_by(AGGREGATOR_NAME)
+               if m.topic == "fl/update"]  # fmt: skip
+    # Round 1 has no scale yet (64-bit ring); then one byte per entry.
+    assert [u.delta.dtype for u in updates] == [np.dtype(np.uint64)] * 3 + [np.dtype(np.uint8)] * 9
+    assert res.history[1].bytes_up < res.history[0].bytes_up
+    # Unbiased stochastic rounding: close to the plain run, not equal to it.
+    err = float(np.linalg.norm(res.params - plain.params) / np.linalg.norm(plain.params))
+    assert 0 < err < 0.05

@@ -145,3 +145,14 @@ def test_jobs_on_the_same_records_compose() -> None:
     odd = RdpAccountant(delta=1e-5, orders=(2.0, 4.0))
     with pytest.raises(ConfigError, match="orders"):
         epsilon_across_jobs([first, odd], party="bank", delta=1e-5)
+
+
+def test_record_skips_the_budget_check_but_reports_exhaustion() -> None:
+    acc = RdpAccountant(delta=1e-5, budget=PrivacyBudget(epsilon=0.5))
+    with pytest.raises(BudgetExceeded):
+        acc.step(party="bank", **PLAN)
+    report = acc.record(party="bank", **PLAN)  # the caller ran it: it must be counted
+    assert report.total_epsilon > 0.5 and report.exhausted and acc.exhausted("bank")
+    assert acc.epsilon("bank") == pytest.approx(
+        epsilon_for_plan(noise_multiplier=1.1, sampling_rate=0.01, steps=200, delta=1e-5)
+    )

@@ -26,8 +26,9 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "psi": ("vfl.bench.psi", "two-party ECDH-PSI as two OS processes vs openmined-psi, same ids"),
     "fedavg": ("vfl.bench.fedavg", "FedAvg/FedProx/robust aggregation, credit homo vs central LR"),
+    "dp": ("vfl.bench.dp", "DP-SGD FedAvg at epsilon 3 and 1 vs non-private, credit homo AUC"),
     "compression": (
         "vfl.bench.compression",
-        "update compressors and exact DP sampler vs raw float32 / float noise",
+        "update compressors, compressed FedAvg (plain and secure) and the exact DP sampler vs raw float32 / uncompressed / float noise",
     ),
 }

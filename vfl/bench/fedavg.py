@@ -5,7 +5,8 @@ lbfgs), measured in the same run. Parts:
 
 * ``homo``: FedAvg over the three given clients (guest, host_1, host_2): test AUC next to the
   baseline, seconds per round and wire bytes per round (signed envelopes + payloads, in-memory
-  transport), and the same with secure aggregation (pairwise masks);
+  transport), and the same with secure aggregation (double masking, Shamir-shared keys), also
+  with one client's masked update lost in round 1 (dropout recovery);
 * ``dirichlet``: the union split over ``--clients`` clients by Dirichlet(``--alpha``) on labels:
   FedAvg vs FedProx (each ``mu`` of ``--mu``), and personalisation (mean per-client AUC on each
   client's held-out rows before and after local fine-tuning);
@@ -88,9 +89,12 @@ class _Eval:
 
 
 def _run(
-    clients: dict[str, Participant], cfg: FedConfig, d: int, ev: _Eval, *, job: str
-) -> tuple[FedResult, dict[str, Any]]:
+    clients: dict[str, Participant], cfg: FedConfig, d: int, ev: _Eval, *, job: str,
+    drop_update_of: str | None = None,
+) -> tuple[FedResult, dict[str, Any]]:  # fmt: skip
     net = InMemoryNetwork([AGGREGATOR_NAME, *sorted(clients)], job_id=job, seed=cfg.seed)
+    if drop_update_of is not None:  # lose this client's first update on the wire
+        net.faults.drop(sender=drop_update_of, topic="fl/update", count=1)
     start = time.perf_counter()
     res = simulate(clients, cfg, np.zeros(d + 1), evaluate=ev, network=net)
     total = time.perf_counter() - start
@@ -118,17 +122,29 @@ def _homo(args: argparse.Namespace, dfs: dict[str, pd.DataFrame], feats: list[st
     res, out = _run(clients, cfg, len(feats), ev, job="bench-homo")
     assert res.profile is not None
     secure_cfg = dataclasses.replace(cfg, secure_aggregation=True)
-    fresh: dict[str, Participant] = {
-        k: FedClient(dfs[k][feats].to_numpy(), dfs[k]["y"].to_numpy(),
-                     model_factory=logistic_factory(), val_fraction=0.0, seed=i)
-        for i, k in enumerate(_HOMO)
-    }  # fmt: skip
-    _, sec = _run(fresh, secure_cfg, len(feats), ev, job="bench-homo-secagg")
+
+    def homo_clients() -> dict[str, Participant]:
+        return {
+            k: FedClient(dfs[k][feats].to_numpy(), dfs[k]["y"].to_numpy(),
+                         model_factory=logistic_factory(), val_fraction=0.0, seed=i)
+            for i, k in enumerate(_HOMO)
+        }  # fmt: skip
+
+    _, sec = _run(homo_clients(), secure_cfg, len(feats), ev, job="bench-homo-secagg")
+    dropped_cfg = dataclasses.replace(secure_cfg, round_timeout=5.0)
+    dres, dsec = _run(homo_clients(), dropped_cfg, len(feats), ev, job="bench-homo-secagg-drop",
+                      drop_update_of="host_2")  # fmt: skip
     out["secure_aggregation"] = {
         "test_auc": sec["test_auc"],
         "seconds_per_round": sec["seconds_per_round"],
         "wire_bytes_per_round": sec["wire_bytes_per_round"],
         "time_ratio_vs_plain": sec["seconds_per_round"] / out["seconds_per_round"],
+        "dropout_recovery": {
+            "dropped": "host_2's masked update of round 1 lost on the wire (round_timeout 5 s)",
+            "round_1": dres.history[0].to_json(),
+            "rounds_skipped": sum(h.skipped for h in dres.history),
+            "test_auc": dsec["test_auc"],
+        },
     }
     out["auc_gap_vs_centralised"] = central - out["test_auc"]
     out["within_0.01"] = abs(out["auc_gap_vs_centralised"]) <= 0.01

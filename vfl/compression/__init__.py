@@ -1,5 +1,5 @@
 """Compression of array payloads: 8/4-bit stochastic quantisation, top-k with error feedback
-and sparsity schedules, count sketch. Every compressor turns a float array into a typed payload
+and sparsity schedules (positions and value codes range-coded), count sketch. Every compressor turns a float array into a typed payload
 (a ``@message_type`` dataclass the ``struct`` codec carries over any channel) and records the
 bytes before (as float32) and after in ``compressor.stats``. A receiver needs no compressor:
 :func:`decompress` reads any payload.
@@ -24,7 +24,6 @@ from vfl.compression._payloads import (
     CompressionStats,
     QuantizedArray,
     SketchedArray,
-    SparseArray,
     payload_nbytes,
 )
 from vfl.compression._quantize import Quantizer, dequantize, quantize
@@ -36,15 +35,17 @@ from vfl.compression._sparse import (
     TopK,
     WarmupSparsity,
     densify,
-    rice_decode,
-    rice_encode,
     sparsify,
 )
+from vfl.compression._sparse_wire import SPARSE_FORMAT_VERSION, SparseArray, sparse_breakdown
+from vfl.compression._updates import UPDATE_COMPRESSIONS, update_compressor
 
 __all__ = [
     "COMPRESSORS",
     "FORMAT_VERSION",
     "REFERENCE_DTYPE",
+    "SPARSE_FORMAT_VERSION",
+    "UPDATE_COMPRESSIONS",
     "AdaptiveSparsity",
     "CompressionError",
     "CompressionStats",
@@ -64,11 +65,11 @@ __all__ = [
     "make_compressor",
     "payload_nbytes",
     "quantize",
-    "rice_decode",
-    "rice_encode",
     "sketch",
+    "sparse_breakdown",
     "sparsify",
     "unsketch",
+    "update_compressor",
 ]
 
 

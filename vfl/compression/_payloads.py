@@ -1,8 +1,9 @@
 """Compressed-array payloads: frozen ``@message_type`` dataclasses the ``struct`` codec carries.
 
 Each payload is self-describing (format version, original shape and dtype) and validates itself
-on construction, so a malformed payload from a peer fails while it is decoded (the codec turns the
-``ValueError`` into a ``CodecError``). Arrays inside travel as raw little-endian numpy buffers.
+on construction, so a malformed payload from a peer fails while it is decoded (the codec turns
+the ``ValueError`` into a ``CodecError``). Arrays inside travel as raw little-endian numpy
+buffers. The sparse payload has its own compact format: :mod:`vfl.compression._sparse_wire`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ __all__ = [
     "CompressionError",
     "CompressionStats",
     "QuantizedArray",
-    "SparseArray",
     "SketchedArray",
     "payload_nbytes",
 ]
@@ -82,40 +82,6 @@ class QuantizedArray:
         _check_array(self.step, "step", "<f4", buckets)
         nbytes = size if self.bits == 8 else (size + 1) // 2
         _check_array(self.codes, "codes", "|u1", nbytes)
-
-
-@message_type("compression.SparseArray")
-@dataclass(frozen=True)
-class SparseArray:
-    """``count`` kept entries: Rice-coded index gaps (parameter ``rice_k``) and their values.
-
-    Gaps ``g_i = idx_i - idx_{i-1} - 1`` are split into a quotient ``g >> k`` (unary: that many
-    1-bits then a 0, in ``unary``) and a ``k``-bit remainder (in ``remainders``), both packed
-    big-endian bit streams. ``values`` is float32 or a nested :class:`QuantizedArray`.
-    """
-
-    version: int
-    shape: tuple[int, ...]
-    dtype: str
-    count: int
-    rice_k: int
-    unary: np.ndarray
-    remainders: np.ndarray
-    values: np.ndarray | QuantizedArray
-
-    def __post_init__(self) -> None:
-        size = _check_common(self.version, self.shape, self.dtype)
-        if not 0 <= self.count <= size:
-            raise CompressionError(f"sparse count {self.count} outside [0, {size}]")
-        if not 0 <= self.rice_k <= 32:
-            raise CompressionError(f"Rice parameter {self.rice_k} outside [0, 32]")
-        _check_array(self.unary, "unary", "|u1")
-        _check_array(self.remainders, "remainders", "|u1", (self.count * self.rice_k + 7) // 8)
-        if isinstance(self.values, QuantizedArray):
-            if self.values.shape != (self.count,):
-                raise CompressionError("quantised sparse values do not match the count")
-        else:
-            _check_array(self.values, "values", "<f4", self.count)
 
 
 @message_type("compression.SketchedArray")

@@ -19,6 +19,8 @@ from vfl.horizontal._checkpoint import load_checkpoint, save_checkpoint
 from vfl.horizontal._client import ClientResult, FedClient, Participant, run_client
 from vfl.horizontal._clustered import ClusteredResult, cosine_clusters, run_clustered_aggregator
 from vfl.horizontal._config import FedConfig, Mode
+from vfl.horizontal._dp import DpMode, DpPlan, DpSpec, dp_sgd_train, parse_dp, plan_dp
+from vfl.horizontal._dp_accounting import ClientPrivacy, JobPrivacy
 from vfl.horizontal._heterogeneity import (
     chi2_sf,
     chi_square_homogeneity,
@@ -32,6 +34,7 @@ from vfl.horizontal._job import FedJobModel, parse_fedavg_model, run_fedavg_job
 from vfl.horizontal._messages import (
     ClientReport,
     ClientUpdate,
+    CompressedUpdate,
     Finish,
     ProfileSummary,
     TrainTask,
@@ -65,12 +68,18 @@ __all__ = [
     "ClientResult",
     "ClientUpdate",
     "ClusteredResult",
+    "CompressedUpdate",
+    "ClientPrivacy",
     "DEFAULT_ROBUST",
+    "DpMode",
+    "DpPlan",
+    "DpSpec",
     "FedClient",
     "FedConfig",
     "FedJobModel",
     "FedResult",
     "FedServer",
+    "JobPrivacy",
     "Finish",
     "LocalModel",
     "LocalTraining",
@@ -95,8 +104,11 @@ __all__ = [
     "load_checkpoint",
     "logistic_factory",
     "make_aggregator",
+    "dp_sgd_train",
     "mlp_factory",
+    "parse_dp",
     "parse_fedavg_model",
+    "plan_dp",
     "profile",
     "run_aggregator",
     "run_buffered_aggregator",

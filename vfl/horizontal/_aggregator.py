@@ -1,11 +1,14 @@
 """The aggregator's transport loop over a :class:`~protocols.channel.Channel`.
 
 Synchronous rounds: sample (seeded), send each sampled client a :class:`TrainTask`, collect
-:class:`ClientUpdate` s until the round's deadline; a client that does not answer in time is a
+:class:`ClientUpdate` s (or :class:`CompressedUpdate` s, decoded here) until the round's deadline; a client that does not answer in time is a
 straggler (dropped from the round and recorded), one that is down is recorded as such, and an
 update tagged with an earlier round is a late update and discarded. Fewer than ``min_clients``
-valid updates leave the model unchanged. After the last round every client gets :class:`Finish`
-and answers with its local metrics (before / after personalisation).
+valid updates leave the model unchanged. A secure round runs the steps of
+:mod:`vfl.horizontal._secagg_round` instead of collecting updates in clear. ``bytes_down`` and
+``bytes_up`` of a :class:`RoundRecord` are the encoded payload bytes of every message of the
+round (the signed envelope adds a fixed header per message). After the last round every client
+gets :class:`Finish` and answers with its local metrics (before / after personalisation).
 
 The asynchronous mode is :mod:`vfl.horizontal._buffered`.
 """
@@ -24,20 +27,22 @@ import numpy as np
 
 from protocols.channel import Channel
 from protocols.errors import ChannelTimeout, PeerDown, ProtocolError
+from vfl.compression import payload_nbytes
 from vfl.errors import VflError
 from vfl.horizontal._checkpoint import save_checkpoint
+from vfl.horizontal._compress import decode_update
 from vfl.horizontal._heterogeneity import profile as heterogeneity_profile
 from vfl.horizontal._messages import (
     TOPIC_PROFILE,
     TOPIC_REPORT,
-    TOPIC_SECAGG_KEY,
     TOPIC_TASK,
     TOPIC_UPDATE,
     ClientReport,
     ClientUpdate,
+    CompressedUpdate,
     ProfileSummary,
-    SecAggKey,
 )
+from vfl.horizontal._secagg_round import aggregate_secure_round
 from vfl.horizontal._server import FedServer, RoundRecord
 
 __all__ = [
@@ -122,11 +127,13 @@ def collect_profiles(
 
 def _collect(
     channel: Channel, server: FedServer, names: Sequence[str], *, deadline: float, now: Clock
-) -> tuple[dict[str, ClientUpdate], dict[str, str], list[str]]:
+) -> tuple[dict[str, ClientUpdate], dict[str, str], list[str], int]:
+    """Updates that arrived in time (decoded), dropouts, late senders and the bytes received."""
     current = server.round + 1
     updates: dict[str, ClientUpdate] = {}
     dropped: dict[str, str] = {}
     late: list[str] = []
+    received = 0
     for name in names:
         while True:
             try:
@@ -139,7 +146,8 @@ def _collect(
                 dropped[name] = "peer down"
                 server.event("peer_down", client=name, phase=TOPIC_UPDATE)
                 break
-            if not isinstance(msg, ClientUpdate):
+            received += payload_nbytes(msg)
+            if not isinstance(msg, ClientUpdate | CompressedUpdate):
                 dropped[name] = f"malformed: {type(msg).__name__}"
                 server.event("malformed", client=name, type=type(msg).__name__)
                 break
@@ -147,10 +155,15 @@ def _collect(
                 late.append(name)
                 server.event("late_update", client=name, update_round=msg.round)
                 continue
-            updates[name] = msg
+            try:
+                updates[name] = decode_update(msg, width=server.params.size)
+            except VflError as exc:
+                dropped[name] = f"malformed: {exc}"
+                server.event("malformed", client=name, type=type(msg).__name__, error=str(exc))
+                break
             server.note_heard(name)
             break
-    return updates, dropped, late
+    return updates, dropped, late, received
 
 
 def finish_clients(
@@ -177,20 +190,15 @@ def finish_clients(
     return reports
 
 
-def _receive_key(
-    channel: Channel, server: FedServer, name: str, deadline: float, now: Clock
-) -> bool:
-    """Read ``name``'s :class:`SecAggKey` (sent right after its profile) into ``server``."""
-    try:
-        msg = channel.recv(name, TOPIC_SECAGG_KEY, timeout=max(0.0, deadline - now()))
-    except (ChannelTimeout, PeerDown) as exc:
-        server.event("no_secagg_key", client=name, reason=type(exc).__name__)
-        return False
-    if not isinstance(msg, SecAggKey) or len(msg.public_key) != 32:
-        server.event("malformed", client=name, type=type(msg).__name__)
-        return False
-    server.secagg_keys[name] = bytes(msg.public_key)
-    return True
+RING8_HEADROOM = 2.0
+"""``q8`` under secure aggregation: the 8-bit ring holds ``RING8_HEADROOM`` times the largest
+coordinate of the previous round's sum."""
+
+
+def ring8_step(scale: float) -> float:
+    """Step of the 8-bit secure ring: ``RING8_HEADROOM * scale / 127`` (the sum must stay within
+    127 steps; the first secure round, with no scale yet, runs in the 64-bit ring)."""
+    return RING8_HEADROOM * scale / 127.0
 
 
 def run_round(
@@ -205,39 +213,48 @@ def run_round(
     deadline = start + server.config.round_timeout
     sampled, excluded = server.sample()
     dropped: dict[str, str] = {}
-    secure = server.config.secure_aggregation
-    if secure:
-        for name in sampled:
-            if name not in server.secagg_keys and not _receive_key(
-                channel, server, name, deadline, now
-            ):
-                dropped[name] = "no secure-aggregation key"
-        targets = [n for n in sampled if n not in dropped]
-        task = server.task({n: server.secagg_keys[n] for n in targets})
-    else:
-        targets = list(sampled)
-        task = server.task()
+    task = server.task()
+    if task.secure and task.compression == "q8" and server.secure_scale > 0:
+        task = dataclasses.replace(task, secure_step=ring8_step(server.secure_scale))
+    task_bytes = payload_nbytes(task)
     live: list[str] = []
-    for name in targets:
+    for name in sampled:
         reason = send_safely(channel, server, name, TOPIC_TASK, task, round=task.round)
         if reason is None:
             live.append(name)
         else:
             dropped[name] = reason
-    updates, more_dropped, late = _collect(channel, server, live, deadline=deadline, now=now)
-    dropped.update(more_dropped)
-    common: dict[str, Any] = {
-        "sampled": sampled,
-        "dropped": dropped,
-        "late": late,
-        "excluded": excluded,
-        "seconds": now() - start,
-        "bytes_down": int(task.params.nbytes) * len(live),
-    }
-    if secure:
-        record = server.apply_secure(updates, participants=targets, **common)
+    common: dict[str, Any] = {"sampled": sampled, "excluded": excluded}
+    if server.config.secure_aggregation:
+        out = aggregate_secure_round(
+            channel, live, round=task.round, width=server.params.size, deadline=deadline,
+            reveal_timeout=server.config.round_timeout, job=channel.party,
+            clipped=task.clip_norm > 0, step=task.secure_step, now=now,
+        )  # fmt: skip
+        if out.total is not None:
+            server.secure_scale = float(np.max(np.abs(out.total), initial=0.0))
+        for entry in out.events:
+            server.event(entry["event"], **{k: v for k, v in entry.items() if k != "event"})
+        for name, reason in out.dropped.items():
+            server.event("secagg_dropout", client=name, reason=reason)
+        dropped.update(out.dropped)
+        record = server.apply_secure(
+            out.total, weight=out.weight, survivors=out.survivors, dropped=dropped,
+            rejected=out.rejected, failure=out.failure, seconds=now() - start,
+            bytes_down=task_bytes * len(live) + out.bytes_down, bytes_up=out.bytes_up,
+            samples=out.samples, **common,
+        )  # fmt: skip
     else:
-        record = server.apply(updates, **common)
+        updates, more_dropped, late, received = _collect(
+            channel, server, live, deadline=deadline, now=now
+        )
+        dropped.update(more_dropped)
+        record = server.apply(
+            updates, dropped=dropped, late=late, seconds=now() - start,
+            bytes_down=task_bytes * len(live), **common,
+        )  # fmt: skip
+        record = dataclasses.replace(record, bytes_up=received)
+        server.history[-1] = record
     if evaluate is not None:
         record = dataclasses.replace(record, metrics=dict(evaluate(server.params)))
         server.history[-1] = record

@@ -6,7 +6,9 @@ sent. Updates are buffered as they arrive; every ``buffer_size`` updates the mod
 aggregate, each weighted by ``n_i * reputation_i / (1 + staleness_i)^a`` (staleness = model
 versions since the task was sent) for ``fedavg``, and the client that answered gets a new task at
 once. A client silent for ``round_timeout`` seconds is dropped from its task and recorded; an update
-more than ``max_staleness`` versions old is discarded as late.
+more than ``max_staleness`` versions old is discarded as late. Compressed updates are decoded on
+arrival; a record's ``bytes_down`` / ``bytes_up`` are the encoded task and update payloads of its
+window.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 
 from protocols.channel import Channel
 from protocols.errors import ChannelTimeout, PeerDown
+from vfl.compression import payload_nbytes
+from vfl.errors import VflError
 from vfl.horizontal._aggregator import (
     Clock,
     Evaluate,
@@ -29,7 +33,8 @@ from vfl.horizontal._aggregator import (
     send_safely,
 )
 from vfl.horizontal._checkpoint import save_checkpoint
-from vfl.horizontal._messages import TOPIC_TASK, TOPIC_UPDATE, ClientUpdate
+from vfl.horizontal._compress import decode_update
+from vfl.horizontal._messages import TOPIC_TASK, TOPIC_UPDATE, ClientUpdate, CompressedUpdate
 from vfl.horizontal._server import FedServer, RoundRecord
 
 __all__ = ["run_buffered_aggregator"]
@@ -59,6 +64,7 @@ def run_buffered_aggregator(
     buffer: dict[str, ClientUpdate] = {}
     dropped: dict[str, str] = {}
     late: list[str] = []
+    wire = {"down": 0, "up": 0}  # encoded payload bytes of the current window
     window_start = now()
 
     def dispatch() -> None:
@@ -72,6 +78,7 @@ def run_buffered_aggregator(
             task = server.task()
             if send_safely(channel, server, name, TOPIC_TASK, task, round=task.round) is None:
                 active[name] = (task.round, now())
+                wire["down"] += payload_nbytes(task)
             else:
                 dropped[name] = "peer down"
 
@@ -94,11 +101,18 @@ def run_buffered_aggregator(
                 server.event("peer_down", client=name, phase=TOPIC_UPDATE)
                 continue
             heard = True
-            if not isinstance(msg, ClientUpdate) or msg.round != task_round:
+            wire["up"] += payload_nbytes(msg)
+            if not isinstance(msg, ClientUpdate | CompressedUpdate) or msg.round != task_round:
                 late.append(name)
                 server.event("late_update", client=name)
                 continue
             del active[name]
+            try:
+                msg = decode_update(msg, width=server.params.size)
+            except VflError as exc:
+                dropped[name] = f"malformed: {exc}"
+                server.event("malformed", client=name, error=str(exc))
+                continue
             if server.round + 1 - msg.round > max_staleness:
                 late.append(name)
                 server.event("stale_update", client=name, staleness=server.round + 1 - msg.round)
@@ -114,12 +128,15 @@ def run_buffered_aggregator(
                 dropped=dict(dropped),
                 late=list(late),
                 seconds=now() - window_start,
-                bytes_down=int(server.params.nbytes) * len(buffer),
+                bytes_down=wire["down"],
                 staleness=stale,
             )
             record = dataclasses.replace(
-                record, metrics={f"staleness/{n}": float(s) for n, s in sorted(stale.items())}
+                record,
+                metrics={f"staleness/{n}": float(s) for n, s in sorted(stale.items())},
+                bytes_up=wire["up"],
             )
+            wire.update(down=0, up=0)
             if evaluate is not None:
                 record = dataclasses.replace(
                     record, metrics={**record.metrics, **dict(evaluate(server.params))}

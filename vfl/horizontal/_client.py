@@ -8,6 +8,7 @@ transport loop over a :class:`~protocols.channel.Channel`. Anything with ``summa
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -15,25 +16,24 @@ from typing import Protocol
 
 import numpy as np
 
-from crypto.keys import AgreementKey
 from protocols.channel import Channel
 from vfl.errors import ConfigError, VflError
+from vfl.horizontal._compress import UpdateEncoder
+from vfl.horizontal._dp_accounting import ClientPrivacy
 from vfl.horizontal._heterogeneity import client_summary
 from vfl.horizontal._messages import (
     TOPIC_PROFILE,
     TOPIC_REPORT,
-    TOPIC_SECAGG_KEY,
     TOPIC_TASK,
     TOPIC_UPDATE,
     ClientReport,
     ClientUpdate,
     Finish,
     ProfileSummary,
-    SecAggKey,
     TrainTask,
 )
 from vfl.horizontal._models import LocalModel, LocalTraining, ModelFactory
-from vfl.horizontal._secagg import mask_update
+from vfl.horizontal._secagg_round import client_secure_round
 from vfl.metrics import auc
 
 __all__ = ["FedClient", "Participant", "ClientResult", "run_client"]
@@ -70,7 +70,10 @@ class FedClient:
         model_factory: ModelFactory,
         val_fraction: float = 0.2,
         seed: int = 0,
+        privacy: ClientPrivacy | None = None,
     ) -> None:
+        self.privacy = privacy
+        """Record-level DP: local training is DP-SGD, accounted; the profile carries no data."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64).ravel()
         if x.ndim != 2 or x.shape[0] != y.size or y.size < 2:
@@ -90,13 +93,18 @@ class FedClient:
         return int(self.y_train.size)
 
     def summary(self) -> ProfileSummary:
+        if self.privacy is not None:  # label counts and quantiles are not DP: send neither
+            return ProfileSummary({}, np.zeros((0, self.x_train.shape[1])), self.num_samples)
         counts, sketch = client_summary(self.x_train, self.y_train)
         return ProfileSummary(counts, sketch, self.num_samples)
 
     def local_update(self, params: np.ndarray, settings: LocalTraining) -> np.ndarray:
         """Train from ``params`` on this client's rows; return ``new - params``."""
         self.model.set_params(params)
-        self.model.train(self.x_train, self.y_train, settings=settings, rng=self._rng)
+        if self.privacy is not None:
+            self.privacy.train(self.model, self.x_train, self.y_train, settings=settings)
+        else:
+            self.model.train(self.x_train, self.y_train, settings=settings, rng=self._rng)
         delta: np.ndarray = self.model.get_params() - params
         return delta.astype(params.dtype)
 
@@ -148,12 +156,12 @@ def run_client(
 ) -> ClientResult:
     """Answer the aggregator until it sends :class:`Finish`: profile, then one update per task.
 
-    A task that lists ``peers`` asks for a masked update (secure aggregation): the client sends
-    ``mask(n_i * delta_i)`` under pairwise masks with the listed participants.
+    A ``secure`` task runs the secure-aggregation steps (:mod:`vfl.horizontal._secagg_round`):
+    the client sends ``mask(n_i * delta_i)``. A task naming a ``compression`` gets its update
+    compressed, with this client's error-feedback state kept here across rounds.
     """
     channel.send(aggregator, TOPIC_PROFILE, participant.summary())
-    key = AgreementKey.generate()
-    channel.send(aggregator, TOPIC_SECAGG_KEY, SecAggKey(key.public_bytes()))
+    encoder = UpdateEncoder()
     trained: list[int] = []
     while True:
         msg = channel.recv(aggregator, TOPIC_TASK, timeout=idle_timeout)
@@ -163,14 +171,13 @@ def run_client(
             return ClientResult(tuple(trained), report)
         if not isinstance(msg, TrainTask):
             raise VflError(f"unexpected message on {TOPIC_TASK}: {type(msg).__name__}")
-        update = participant.fit(msg)
-        if msg.peers:
-            weighted = update.num_samples * np.asarray(update.delta, dtype=np.float64)
-            masked = mask_update(
-                weighted, me=channel.party, key=key, peers=msg.peers, job=aggregator,
-                round=msg.round,
-            )  # fmt: skip
-            update = ClientUpdate(update.round, masked, update.num_samples)
+        if msg.secure:
+            fit = functools.partial(participant.fit, msg)
+            if client_secure_round(channel, msg, fit, aggregator=aggregator,
+                                   timeout=idle_timeout):  # fmt: skip
+                trained.append(msg.round)
+            continue
+        update = encoder.encode(participant.fit(msg), msg)
         channel.send(aggregator, TOPIC_UPDATE, update, round=msg.round)
         trained.append(msg.round)
         _log.debug("%s: sent update for round %d", channel.party, msg.round)

@@ -128,15 +128,11 @@ def run_clustered_aggregator(
         if missing:
             raise ConfigError(f"groups: no cluster declared for {', '.join(missing)}")
         assignments = {n: str(groups[n]) for n in clients}
-    keys = dict(all_clients.secagg_keys)
-    if groups is None:
-        keys.update(warm_server.secagg_keys)
     servers: dict[str, FedServer] = {}
     for cluster in sorted(set(assignments.values())):
         members = [n for n in clients if assignments[n] == cluster]
         server = FedServer(config, start_params, clients=members)
         server.round = start_round
-        server.secagg_keys = {n: k for n, k in keys.items() if n in members}
         servers[cluster] = server
     while not all(s.done for s in servers.values()):
         for cluster, server in servers.items():

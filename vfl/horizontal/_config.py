@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from vfl.compression import UPDATE_COMPRESSIONS
 from vfl.errors import ConfigError
 from vfl.horizontal._aggregators import AGGREGATORS
+from vfl.horizontal._dp import DpMode, DpSpec
 from vfl.horizontal._models import LocalTraining
 from vfl.horizontal._validation import ValidationPolicy
 
@@ -32,8 +34,13 @@ class FedConfig:
     ``clients_per_round=None`` samples every client. In async mode, ``concurrency`` clients train
     at once and the model is updated every ``buffer_size`` updates; ``rounds`` counts those updates
     of the model (Nguyen et al., "Federated Learning with Buffered Asynchronous Aggregation",
-    AISTATS 2022, Alg. 1). ``secure_aggregation`` masks updates pairwise so the aggregator
-    sees only their sum (:mod:`vfl.horizontal._secagg`); a round with a dropout is then skipped.
+    AISTATS 2022, Alg. 1). ``secure_aggregation`` double-masks updates so the aggregator sees
+    only their sum, and recovers from dropouts by secret sharing (:mod:`vfl.horizontal._secagg`).
+    ``compression`` (``none``, ``q8``, ``q4``, ``topk``, ``topk+q8``, ``sketch``) compresses the
+    clients' updates; ``compression_ratio`` is the fraction top-k keeps / the sketch's size.
+    With ``secure_aggregation`` only ``q8`` (an 8-bit masking ring with a shared step) composes.
+    ``dp`` adds differential privacy (:mod:`vfl.horizontal._dp`): record-level DP-SGD in the
+    clients or central DP at the aggregator, accounted and budgeted per client.
     """
 
     rounds: int = 20
@@ -53,6 +60,9 @@ class FedConfig:
     concurrency: int = 5
     staleness_exponent: float = 0.5
     secure_aggregation: bool = False
+    compression: str = "none"
+    compression_ratio: float = 0.1
+    dp: DpSpec | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -85,5 +95,35 @@ class FedConfig:
                 "secure_aggregation needs aggregator 'fedavg', sync mode and no norm bounds "
                 "(the aggregator only sees the sum)"
             )
+        if self.compression not in UPDATE_COMPRESSIONS:
+            raise ConfigError(
+                f"compression: unknown {self.compression!r}; "
+                f"choose one of {', '.join(UPDATE_COMPRESSIONS)}"
+            )
+        if not 0 < self.compression_ratio <= 1:
+            raise ConfigError(f"compression_ratio must be in (0, 1], got {self.compression_ratio}")
+        if self.secure_aggregation and self.compression not in ("none", "q8"):
+            raise ConfigError(
+                f"compression {self.compression!r} does not compose with secure_aggregation "
+                "(per-client index sets and ranges do not add up under the masks; use 'q8')"
+            )
+        if self.dp is not None:
+            self._check_dp(self.dp)
         if self.staleness_exponent < 0:
             raise ConfigError(f"staleness_exponent must be >= 0, got {self.staleness_exponent}")
+
+    def _check_dp(self, dp: DpSpec) -> None:
+        if self.mode is not Mode.SYNC:
+            raise ConfigError("dp needs sync mode (the accountant charges one round per task)")
+        if dp.mode is DpMode.RECORD and self.personalise_epochs > 0:
+            raise ConfigError(
+                "personalise_epochs trains without DP: not allowed with dp = 'record'"
+            )
+        if dp.mode is DpMode.RECORD and self.local.epochs < 1:
+            raise ConfigError("dp = 'record' needs local_epochs >= 1")
+        if dp.mode is DpMode.CENTRAL and self.aggregator != "fedavg":
+            # With secure_aggregation the clients clip (TrainTask.clip_norm) and the aggregator
+            # noises the unmasked sum once.
+            raise ConfigError(
+                "dp = 'central' needs aggregator 'fedavg' (the aggregator clips each update)"
+            )

@@ -19,7 +19,15 @@ personalise_epochs   local fine-tuning epochs after training (0)
 mode                 ``"sync"`` or ``"async"``; ``buffer_size`` (3), ``concurrency`` (5)
 seed                 sampling and local shuffling seed (0); ``val_fraction`` per client (0.2)
 server_lr            step applied to the aggregate (1.0)
-secure_aggregation   pairwise-masked updates, the aggregator sees only the sum (false)
+secure_aggregation   double-masked updates with dropout recovery: the aggregator sees only the sum
+compression          updates sent as ``none``, ``q8``, ``q4``, ``topk``, ``topk+q8`` or ``sketch``
+compression_ratio    fraction of entries top-k keeps / size of the sketch (0.1)
+dp                   ``"none"``, ``"record"`` (DP-SGD in each client) or ``"central"`` (none)
+dp_epsilon           target and budget epsilon; ``dp_delta`` (1e-5); ``dp_max_grad_norm`` C (1.0)
+dp_noise_multiplier  fixed z (default: derived from dp_epsilon over the planned steps)
+dp_sampling_rate     Poisson rate q of each local batch, record level (0.01)
+dp_budget_policy     ``"refuse"`` a plan that overspends, or ``"stop"`` before such a round
+dp_secure_noise      exact discrete Gaussian noise (true); false: numpy floats, warns
 ==================== ==========================================================================
 """
 
@@ -42,6 +50,8 @@ from vfl.horizontal._buffered import run_buffered_aggregator
 from vfl.horizontal._checkpoint import load_checkpoint
 from vfl.horizontal._client import FedClient, run_client
 from vfl.horizontal._config import FedConfig, Mode
+from vfl.horizontal._dp import DP_KEYS, DpMode, parse_dp
+from vfl.horizontal._dp_accounting import ClientPrivacy
 from vfl.horizontal._heterogeneity import save_profile
 from vfl.horizontal._models import LocalTraining, ModelFactory, logistic_factory
 from vfl.horizontal._server import FedServer, RoundRecord
@@ -57,7 +67,8 @@ _KEYS = {
     "model", "hidden", "rounds", "clients_per_round", "min_clients", "round_timeout",
     "aggregator", "aggregator_options", "max_update_norm", "norm_ratio", "local_epochs",
     "learning_rate", "batch_size", "l2", "mu", "personalise_epochs", "mode", "buffer_size",
-    "concurrency", "seed", "val_fraction", "server_lr", "secure_aggregation",
+    "concurrency", "seed", "val_fraction", "server_lr", "secure_aggregation", *DP_KEYS,
+    "compression", "compression_ratio",
 }  # fmt: skip
 
 
@@ -109,6 +120,7 @@ def parse_fedavg_model(
     if mode not in ("sync", "async"):
         raise ConfigError(f"model.mode must be 'sync' or 'async', got {mode!r}")
     options = _typed(model, "aggregator_options", (dict,), {})
+    dp = parse_dp(model)
     try:
         local = LocalTraining(
             epochs=_typed(model, "local_epochs", (int,), 1),
@@ -138,6 +150,9 @@ def parse_fedavg_model(
             buffer_size=_typed(model, "buffer_size", (int,), 3),
             concurrency=_typed(model, "concurrency", (int,), 5),
             secure_aggregation=_typed(model, "secure_aggregation", (bool,), False),
+            compression=_typed(model, "compression", (str,), "none"),
+            compression_ratio=float(_typed(model, "compression_ratio", num, 0.1)),
+            dp=dp,
         )
     except ConfigError as exc:
         raise ConfigError(f"model: {exc}") from None
@@ -196,6 +211,11 @@ def run_fedavg_job(
         "run_dir": str(work_dir),
         "crypto": {"scheme": "plain", "note": "signed, mutual-TLS channel; no secure aggregation"},
     }
+    if spec.config.secure_aggregation:
+        base["crypto"] = {
+            "scheme": "secure-aggregation",
+            "note": "double masking, X25519 + ChaCha20-Poly1305 shares, Shamir t = majority",
+        }
     if party == agg_name:
         return {
             **base,
@@ -210,12 +230,20 @@ def run_fedavg_job(
         raise ConfigError(
             f"missing key parties.{party}.label_column (every fedavg client has labels)"
         )
+    dp = spec.config.dp
+    privacy = None
+    if dp is not None and dp.mode is DpMode.RECORD:  # refuses an overspending plan right here
+        privacy = ClientPrivacy(
+            dp, party=party, rounds=spec.config.rounds, local_epochs=spec.config.local.epochs,
+            job_id=job.job.id, state_path=work_dir / "privacy.json",
+        )  # fmt: skip
     client = FedClient(
         x,
         y,
         model_factory=spec.factory(),
         val_fraction=spec.val_fraction,
         seed=spec.config.seed + clients.index(party) + 1,
+        privacy=privacy,
     )
     result = run_client(
         channel,
@@ -236,6 +264,7 @@ def run_fedavg_job(
         "metrics": metrics,
         "bytes_sent": len(result.rounds_trained) * int(client.model.get_params().nbytes),
         "timing": {"total": time.monotonic() - started},
+        **({} if privacy is None else {"privacy": privacy.summary()}),
     }
 
 
@@ -256,6 +285,10 @@ def _aggregate(
     init = spec.factory()(len(cols)).get_params()
     server = FedServer(spec.config, init, clients=clients)
     resumed = load_checkpoint(server, work_dir / "checkpoint")
+    if server.privacy is not None:  # resume the accountant; refuse an overspending plan
+        done = [(r.round, r.sampled) for r in server.history]
+        server.privacy.attach(work_dir / "privacy.json", rounds_done=done)
+        server.privacy.check_start(rounds_left=spec.config.rounds - server.round)
     model = spec.factory()(len(cols))
 
     def evaluate(params: np.ndarray) -> dict[str, float]:
@@ -283,8 +316,14 @@ def _aggregate(
         "rounds": len(result.history),
         "events": list(result.events),
         "heterogeneity": result.profile,
+        **({} if server.privacy is None else {"privacy": server.privacy.summary()}),
         "bytes_sent": sum(r.bytes_down for r in result.history),
         "bytes_received": sum(r.bytes_up for r in result.history),
+        "compression": spec.config.compression,
+        "bytes_per_round": [
+            {"round": r.round, "bytes_up": r.bytes_up, "bytes_down": r.bytes_down}
+            for r in result.history
+        ],
         "timing": {
             "total": time.monotonic() - started,
             "rounds": [r.seconds for r in result.history],

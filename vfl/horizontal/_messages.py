@@ -1,29 +1,50 @@
 """Wire messages of the horizontal protocol (typed, frozen; encoded by the ``struct`` codec).
 
-Topics: ``fl/profile`` and ``fl/secagg-key`` (client -> aggregator, once), ``fl/task`` (aggregator -> client: a
+Topics: ``fl/profile`` (client -> aggregator, once), ``fl/task`` (aggregator -> client: a
 :class:`TrainTask` or the final :class:`Finish`), ``fl/update`` (client -> aggregator, tagged with
-the round it answers), ``fl/report`` (client -> aggregator after :class:`Finish`).
+the round it answers), ``fl/report`` (client -> aggregator after :class:`Finish`). A secure round
+(Bonawitz et al. 2017, :mod:`vfl.horizontal._secagg`) adds, between the task and the update,
+``fl/secagg-advertise`` (client: :class:`SecAggAdvertise`), ``fl/secagg-roster`` (aggregator:
+:class:`SecAggRoster`), ``fl/secagg-shares`` (client: :class:`SecAggShares`),
+``fl/secagg-inbox`` (aggregator: :class:`SecAggInbox`) and after it ``fl/secagg-unmask``
+(aggregator: :class:`SecAggUnmask`) and ``fl/secagg-reveal`` (client: :class:`SecAggReveal`).
+Every aggregator message of a secure round goes to every client that got the round's task; a
+client not listed in it leaves the round.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from protocols.messages import message_type
+from vfl.compression import QuantizedArray, SketchedArray, SparseArray
 
 __all__ = [
     "TOPIC_PROFILE",
     "TOPIC_TASK",
     "TOPIC_UPDATE",
     "TOPIC_REPORT",
-    "TOPIC_SECAGG_KEY",
-    "SecAggKey",
+    "TOPIC_SECAGG_ADVERTISE",
+    "TOPIC_SECAGG_ROSTER",
+    "TOPIC_SECAGG_SHARES",
+    "TOPIC_SECAGG_INBOX",
+    "TOPIC_SECAGG_UNMASK",
+    "TOPIC_SECAGG_REVEAL",
+    "SECAGG_TOPICS",
+    "Payload",
+    "SecAggAdvertise",
+    "SecAggRoster",
+    "SecAggShares",
+    "SecAggInbox",
+    "SecAggUnmask",
+    "SecAggReveal",
     "ProfileSummary",
     "TrainTask",
     "Finish",
     "ClientUpdate",
+    "CompressedUpdate",
     "ClientReport",
 ]
 
@@ -31,15 +52,89 @@ TOPIC_PROFILE = "fl/profile"
 TOPIC_TASK = "fl/task"
 TOPIC_UPDATE = "fl/update"
 TOPIC_REPORT = "fl/report"
-TOPIC_SECAGG_KEY = "fl/secagg-key"
+TOPIC_SECAGG_ADVERTISE = "fl/secagg-advertise"
+TOPIC_SECAGG_ROSTER = "fl/secagg-roster"
+TOPIC_SECAGG_SHARES = "fl/secagg-shares"
+TOPIC_SECAGG_INBOX = "fl/secagg-inbox"
+TOPIC_SECAGG_UNMASK = "fl/secagg-unmask"
+TOPIC_SECAGG_REVEAL = "fl/secagg-reveal"
+SECAGG_TOPICS = (
+    TOPIC_SECAGG_ADVERTISE, TOPIC_SECAGG_ROSTER, TOPIC_SECAGG_SHARES, TOPIC_SECAGG_INBOX,
+    TOPIC_SECAGG_UNMASK, TOPIC_SECAGG_REVEAL,
+)  # fmt: skip
+
+Payload = np.ndarray | QuantizedArray | SparseArray | SketchedArray
+"""An update on the wire: a dense array, or a compressed payload (:mod:`vfl.compression`)."""
 
 
-@message_type("fl.SecAggKey")
+@message_type("fl.SecAggAdvertise")
 @dataclass(frozen=True)
-class SecAggKey:
-    """A client's X25519 public key for secure aggregation (sent once, after the profile)."""
+class SecAggAdvertise:
+    """A client's fresh round keys: share-encryption ``C_u``, mask ``S_u`` (X25519 public keys)
+    and the commitment ``SHA-256(b_u)`` to its self-mask seed."""
 
-    public_key: bytes
+    round: int
+    share_public: bytes
+    mask_public: bytes
+    self_commitment: bytes
+
+
+@message_type("fl.SecAggRoster")
+@dataclass(frozen=True)
+class SecAggRoster:
+    """The round's participants ``U1`` with their advertised keys, the Shamir threshold ``t``,
+    the round nonce (binds keys and shares to this round) and the job label."""
+
+    round: int
+    job: str
+    nonce: bytes
+    threshold: int
+    share_publics: dict[str, bytes]
+    mask_publics: dict[str, bytes]
+
+
+@message_type("fl.SecAggShares")
+@dataclass(frozen=True)
+class SecAggShares:
+    """Sealed shares of ``(s_u, b_u)``, one per other participant (recipient -> ciphertext)."""
+
+    round: int
+    sealed: dict[str, bytes]
+
+
+@message_type("fl.SecAggInbox")
+@dataclass(frozen=True)
+class SecAggInbox:
+    """``U2`` (whose shares went out) and the sealed shares addressed to this client (sender ->
+    ciphertext)."""
+
+    round: int
+    participants: list[str]
+    sealed: dict[str, bytes]
+
+
+@message_type("fl.SecAggUnmask")
+@dataclass(frozen=True)
+class SecAggUnmask:
+    """``U3`` (whose masked input arrived) and the rest of ``U2`` (dropped): reveal ``b`` shares
+    of the survivors and ``s`` shares of the dropped, never both for one client."""
+
+    round: int
+    survivors: list[str]
+    dropped: list[str]
+
+
+@message_type("fl.SecAggReveal")
+@dataclass(frozen=True)
+class SecAggReveal:
+    """Shares (field elements, big-endian) for the aggregator: ``self_shares`` of survivors,
+    ``mask_shares`` of dropped clients; ``refused`` lists senders whose sealed share failed to
+    authenticate."""
+
+    round: int
+    self_shares: dict[str, bytes]
+    mask_shares: dict[str, bytes]
+    refused: list[str]
 
 
 @message_type("fl.ProfileSummary")
@@ -64,8 +159,18 @@ class TrainTask:
     batch_size: int
     mu: float
     l2: float
-    peers: dict[str, bytes] = field(default_factory=dict)
-    """Secure aggregation: every participant's X25519 public key (empty: updates in clear)."""
+    secure: bool = False
+    """Secure aggregation: run the masking steps and send ``mask(n_i * delta_i)``."""
+    compression: str = "none"
+    """How to send the update: ``none`` or a :data:`vfl.horizontal._compress.UPDATE_COMPRESSORS`
+    name (the client keeps its error-feedback state)."""
+    compression_ratio: float = 0.1
+    """Fraction of entries top-k keeps (``topk``, ``topk+q8``), or the sketch width fraction."""
+    clip_norm: float = 0.0
+    """Secure rounds with central DP: clip ``delta`` to this L2 norm and send it unweighted."""
+    secure_step: float = 0.0
+    """Secure rounds with ``q8``: quantise with this step into the 8-bit ring before masking
+    (0: 64-bit fixed point)."""
 
 
 @message_type("fl.Finish")
@@ -86,6 +191,16 @@ class ClientUpdate:
 
     round: int
     delta: np.ndarray
+    num_samples: int
+
+
+@message_type("fl.CompressedUpdate")
+@dataclass(frozen=True)
+class CompressedUpdate:
+    """A :class:`ClientUpdate` whose ``delta`` travels compressed (the aggregator decodes it)."""
+
+    round: int
+    payload: Payload
     num_samples: int
 
 

@@ -118,6 +118,14 @@ class LogisticModel:
                 w -= settings.learning_rate * grad
         self._params = w
 
+    def per_sample_grads(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Gradient of each row's log-loss at ``params``: row ``i`` is ``[(p_i - y_i) x_i,
+        p_i - y_i]`` with ``p_i = sigmoid(x_i . w + b)`` (for DP-SGD's per-sample clipping)."""
+        w = np.asarray(params, dtype=np.float64)
+        xb = np.asarray(x, dtype=np.float64)
+        err = _sigmoid(xb @ w[:-1] + w[-1]) - np.asarray(y, dtype=np.float64)
+        return np.hstack([err[:, None] * xb, err[:, None]])
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return _sigmoid(x @ self._params[:-1] + self._params[-1])
 

@@ -17,11 +17,12 @@ import numpy as np
 from vfl.errors import ConfigError
 from vfl.horizontal._aggregators import Aggregator, make_aggregator
 from vfl.horizontal._config import FedConfig
+from vfl.horizontal._dp_accounting import JobPrivacy
 from vfl.horizontal._messages import ClientUpdate, Finish, TrainTask
-from vfl.horizontal._secagg import unmask_sum
 from vfl.horizontal._validation import Reputation, Verdict, validate_round
+from vfl.privacy import central_dp
 
-__all__ = ["FedServer", "RoundRecord", "staleness_weight"]
+__all__ = ["FedServer", "RoundRecord", "contributions", "staleness_weight"]
 
 _log = logging.getLogger("vfl.horizontal")
 
@@ -52,6 +53,11 @@ class RoundRecord:
     bytes_down: int = 0
     bytes_up: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, float] = field(default_factory=dict)
+    """With DP: ``epsilon_round`` (this round alone), ``epsilon`` (cumulative), ``delta``."""
+    contributions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per client, what it contributed (:func:`contributions`; secure aggregation: only
+    ``accepted``, ``dropped`` and ``samples``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +74,8 @@ class RoundRecord:
             "bytes_down": self.bytes_down,
             "bytes_up": self.bytes_up,
             "metrics": dict(self.metrics),
+            "privacy": dict(self.privacy),
+            "contributions": {k: dict(v) for k, v in self.contributions.items()},
         }
 
     @classmethod
@@ -86,7 +94,62 @@ class RoundRecord:
             bytes_down=int(d["bytes_down"]),
             bytes_up=int(d["bytes_up"]),
             metrics={str(k): float(v) for k, v in d["metrics"].items()},
+            privacy={str(k): float(v) for k, v in d.get("privacy", {}).items()},
+            contributions={str(k): dict(v) for k, v in d.get("contributions", {}).items()},
         )
+
+
+def _norm(delta: Any) -> float | None:
+    try:
+        value = float(np.linalg.norm(np.asarray(delta, dtype=np.float64).reshape(-1)))
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def contributions(
+    updates: Mapping[str, ClientUpdate],
+    *,
+    sampled: Sequence[str],
+    accepted: Sequence[str],
+    rejected: Mapping[str, str],
+    dropped: Mapping[str, str],
+    aggregate: np.ndarray | None,
+    reputation: Reputation,
+) -> dict[str, dict[str, Any]]:
+    """What each client contributed to a plain (not secure) round, as the aggregator saw it.
+
+    Per client: ``samples`` (its ``num_samples``), ``update_norm`` ``||d_i||``, ``cosine``
+    ``<d_i, a> / (||d_i|| ||a||)`` with the round's aggregate step ``a`` (``None`` when the round
+    was skipped or a norm is 0), ``accepted``, ``reason`` (when rejected), ``dropped`` and its
+    ``reputation`` after the round.
+    """
+    agg_norm = _norm(aggregate) if aggregate is not None else None
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({*sampled, *updates}):
+        entry: dict[str, Any] = {
+            "accepted": name in accepted,
+            "dropped": name in dropped and name not in updates,
+            "reputation": reputation.score(name),
+        }
+        update = updates.get(name)
+        if update is not None:
+            norm = _norm(update.delta)
+            cosine = None
+            if norm and agg_norm and aggregate is not None:
+                flat = np.asarray(update.delta, dtype=np.float64).reshape(-1)
+                if flat.shape == aggregate.shape:
+                    cosine = float(flat @ aggregate) / (norm * agg_norm)
+            n = update.num_samples
+            entry.update(
+                samples=n if isinstance(n, int) and not isinstance(n, bool) else None,
+                update_norm=norm,
+                cosine=cosine,
+            )
+        if name in rejected:
+            entry["reason"] = rejected[name]
+        out[name] = entry
+    return out
 
 
 class FedServer:
@@ -108,14 +171,30 @@ class FedServer:
         self.history: list[RoundRecord] = []
         self.events: list[dict[str, Any]] = []
         self._last_seen: dict[str, int] = {}
-        self.secagg_keys: dict[str, bytes] = {}
-        """Clients' X25519 public keys for secure aggregation, as received."""
         self.last_updates: dict[str, np.ndarray] = {}
         """The accepted updates of the last round (what clustering by similarity looks at)."""
+        self.secure_scale = 0.0
+        """Largest ``|coordinate|`` of the last unmasked secure sum (sets the ``q8`` ring step)."""
+        self.privacy: JobPrivacy | None = None
+        """With ``config.dp``: the per-client accountant, budget policy and central DP."""
+        if config.dp is not None:
+            per_round = config.clients_per_round or len(self.clients)
+            self.privacy = JobPrivacy(
+                config.dp, clients=self.clients, rounds=config.rounds,
+                local_epochs=config.local.epochs, expected_per_round=min(per_round, len(clients)),
+            )  # fmt: skip
 
     @property
     def done(self) -> bool:
-        return self.round >= self.config.rounds
+        """All rounds ran, or (with DP) the next round would overspend the privacy budget."""
+        if self.round >= self.config.rounds:
+            return True
+        if self.privacy is None or self.privacy.stop_reason is not None:
+            return self.privacy is not None
+        if self.privacy.should_stop():
+            self.event("privacy_budget_stop", reason=self.privacy.stop_reason)
+            return True
+        return False
 
     def event(self, kind: str, **fields: Any) -> None:
         """Record (and log) a notable event: a straggler, a dead peer, a rejoin, a rejection."""
@@ -136,11 +215,13 @@ class FedServer:
         picked = rng.choice(len(eligible), size=min(k, len(eligible)), replace=False)
         return sorted(eligible[i] for i in picked), excluded
 
-    def task(self, peers: Mapping[str, bytes] | None = None) -> TrainTask:
-        s = self.config.local
+    def task(self) -> TrainTask:
+        s, c = self.config.local, self.config
+        central = c.secure_aggregation and self.privacy is not None and self.privacy.central
         return TrainTask(
             self.round + 1, self.params, s.epochs, s.learning_rate, s.batch_size, s.mu, s.l2,
-            dict(peers or {}),
+            c.secure_aggregation, c.compression, c.compression_ratio,
+            self.privacy.spec.max_grad_norm if central and self.privacy is not None else 0.0,
         )  # fmt: skip
 
     def finish_message(self) -> Finish:
@@ -192,6 +273,7 @@ class FedServer:
         bytes_up = sum(int(np.asarray(u.delta).nbytes) for u in updates.values())
         skipped = len(accepted) < self.config.min_clients
         flagged: tuple[str, ...] = ()
+        step: np.ndarray | None = None
         if skipped:
             self.event("skipped", accepted=len(accepted), min_clients=self.config.min_clients)
         else:
@@ -203,11 +285,20 @@ class FedServer:
                 )
                 for n in accepted
             }
-            agg = self.aggregator.aggregate(accepted, weights)
-            flagged = agg.flagged
-            step = self.config.server_lr * agg.update
+            if self.privacy is not None and self.privacy.central:
+                step = self.config.server_lr * self.privacy.central_aggregate(accepted)
+            else:
+                agg = self.aggregator.aggregate(accepted, weights)
+                flagged = agg.flagged
+                step = self.config.server_lr * agg.update
             self.params = (self.params + step).astype(self.params.dtype)
         self.round += 1
+        privacy = {} if self.privacy is None else self.privacy.record_round(self.round, sampled)
+        contributed = contributions(
+            updates, sampled=sampled, accepted=list(accepted), rejected=rejected,
+            dropped=dropped, aggregate=None if step is None else np.asarray(step).reshape(-1),
+            reputation=self.reputation,
+        )  # fmt: skip
         record = RoundRecord(
             round=self.round,
             sampled=tuple(sampled),
@@ -221,52 +312,74 @@ class FedServer:
             seconds=seconds,
             bytes_down=bytes_down,
             bytes_up=bytes_up,
+            privacy=privacy,
+            contributions=contributed,
         )
         self.history.append(record)
         return record
 
     def apply_secure(
         self,
-        updates: Mapping[str, ClientUpdate],
+        total: np.ndarray | None,
         *,
-        participants: Sequence[str],
+        weight: float,
+        survivors: Sequence[str],
         sampled: Sequence[str],
         dropped: Mapping[str, str],
+        rejected: Mapping[str, str] | None = None,
+        failure: str = "",
         late: Sequence[str] = (),
         excluded: Sequence[str] = (),
         seconds: float = 0.0,
         bytes_down: int = 0,
+        bytes_up: int = 0,
+        samples: Mapping[str, int] | None = None,
     ) -> RoundRecord:
-        """Add the masked updates of a secure round; the masks cancel only if every participant
-        answered with a well-formed vector, else the round is skipped (model unchanged)."""
-        width = self.params.size
-        malformed = {
-            n: "masked update must be a uint64 vector of the model's size"
-            for n, u in updates.items()
-            if not isinstance(u.delta, np.ndarray)
-            or u.delta.dtype != np.uint64
-            or u.delta.shape != (width,)
-            or isinstance(u.num_samples, bool)
-            or not isinstance(u.num_samples, int)
-            or u.num_samples < 1
-        }
+        """Apply a secure round: ``w += server_lr * total / weight`` with ``total`` the unmasked
+        ``sum_u n_u delta_u`` over the ``survivors`` and ``weight = sum_u n_u``
+        (:mod:`vfl.horizontal._secagg_round`). ``total=None`` (not unmaskable; ``failure`` says
+        why) or fewer than ``min_clients`` survivors skip the round, model unchanged. With central
+        DP the clients clipped their updates and ``total`` is their plain sum: it is noised once,
+        here, after unmasking (:func:`vfl.privacy.central_dp`, divided by the expected number of
+        clients per round). The round's contributions hold only what secure aggregation does not
+        hide: per client ``accepted``, ``dropped`` and ``samples`` (its plain ``num_samples``,
+        when the caller passes ``samples``)."""
+        malformed = dict(rejected or {})
         for name, reason in malformed.items():
             self.event("rejected", client=name, reason=reason,
                        reputation=self.reputation.reject(name))  # fmt: skip
-        missing = sorted(set(participants) - set(updates))
-        skipped = bool(missing or malformed) or len(updates) < self.config.min_clients
-        if skipped:
-            self.event("secure_round_incomplete", missing=missing, malformed=sorted(malformed))
+        participants = sorted(survivors)
+        skipped = total is None or len(participants) < self.config.min_clients or weight <= 0
+        if total is None or skipped:
+            self.event("secure_round_failed",
+                       reason=failure or f"{len(participants)} survivors < min_clients")  # fmt: skip
         else:
-            total = unmask_sum({n: updates[n].delta for n in participants})
-            weight = float(sum(updates[n].num_samples for n in participants))
-            step = self.config.server_lr * total / weight
+            if self.privacy is not None and self.privacy.central:
+                p = self.privacy
+                mean = central_dp(
+                    total, clip_norm=p.spec.max_grad_norm,
+                    noise_multiplier=p.plan.noise_multiplier,
+                    divide_by=float(p.expected_per_round), secure=p.spec.secure_noise,
+                )  # fmt: skip
+            else:
+                mean = total / float(weight)
+            step = self.config.server_lr * mean
             self.params = (self.params + step).astype(self.params.dtype)
             for name in participants:
                 self.reputation.accept(name)
                 self.note_heard(name)
         self.last_updates = {}
         self.round += 1
+        privacy = {} if self.privacy is None else self.privacy.record_round(self.round, sampled)
+        kept = set() if skipped else set(participants)
+        contributed = {
+            name: {
+                "accepted": name in kept,
+                "dropped": name in dropped,
+                "samples": (samples or {}).get(name),
+            }
+            for name in sorted({*sampled, *participants})
+        }
         record = RoundRecord(
             round=self.round,
             sampled=tuple(sampled),
@@ -278,7 +391,9 @@ class FedServer:
             skipped=skipped,
             seconds=seconds,
             bytes_down=bytes_down,
-            bytes_up=sum(int(np.asarray(u.delta).nbytes) for u in updates.values()),
+            bytes_up=bytes_up,
+            privacy=privacy,
+            contributions=contributed,
         )
         self.history.append(record)
         return record

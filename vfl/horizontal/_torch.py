@@ -68,6 +68,36 @@ class TorchModel:
                 loss.backward()
                 opt.step()
 
+    def per_sample_grads(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Gradient of each row's ``BCEWithLogitsLoss`` at the flat ``params``, as ``(rows,
+        parameters)`` float64 in the flat order: ``torch.func.vmap`` of ``torch.func.grad`` over
+        the rows, with the parameters bound by ``torch.func.functional_call`` (for DP-SGD).
+        The module must not mix rows (no batch norm)."""
+        named = list(self.module.named_parameters())
+        flat = torch.tensor(np.asarray(params, dtype=np.float32))
+        if flat.numel() != sum(p.numel() for _, p in named):
+            raise ConfigError(f"expected {sum(p.numel() for _, p in named)} parameters")
+        values: dict[str, torch.Tensor] = {}
+        offset = 0
+        for name, p in named:
+            values[name] = flat[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
+        module = self.module
+
+        def row_loss(
+            theta: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
+        ) -> torch.Tensor:
+            logit = torch.func.functional_call(module, theta, (xi.unsqueeze(0),)).reshape(-1)
+            return torch.nn.functional.binary_cross_entropy_with_logits(logit, yi.reshape(1))
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+        module.eval()
+        grads = torch.func.vmap(torch.func.grad(row_loss), in_dims=(None, 0, 0))(values, xt, yt)
+        rows = torch.cat([grads[name].reshape(xt.shape[0], -1) for name, _ in named], dim=1)
+        out: np.ndarray = rows.detach().numpy().astype(np.float64)
+        return out
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         self.module.eval()
         with torch.no_grad():

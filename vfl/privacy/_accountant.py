@@ -221,6 +221,19 @@ class RdpAccountant:
         self._append(record)
         return self._report(record)
 
+    def record(
+        self, *, party: str, noise_multiplier: float, sampling_rate: float, steps: int
+    ) -> RoundReport:
+        """Record a round that has already run, without the budget check of :meth:`step`.
+
+        For callers that enforce the policy themselves *before* running the round (the
+        horizontal job checks the next round's total against the budget, with a slack for
+        floating-point composition); the report still says whether the budget is spent.
+        """
+        record = RoundRecord(party, self.next_round(party), noise_multiplier, sampling_rate, steps)
+        self._append(record)
+        return self._report(record)
+
     def _append(self, record: RoundRecord) -> None:
         self._history.append(record)
         self._rdp[record.party] = self._rdp.get(record.party, self._zero()) + self._record_rdp(
