@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
+from crypto._timing import timed
 from crypto.ckks._context import CKKSContext
 from crypto.ckks._layout import (
     Chunk,
@@ -104,6 +105,7 @@ class CKKSBatch:
         return float(2 ** (preset.coeff_mod_bit_sizes[0] - preset.scale_bits - 2))
 
     @classmethod
+    @timed
     def encrypt(cls, context: CKKSContext, values: Any) -> CKKSBatch:
         """Encrypt a ``rows x dim`` matrix with ``context``'s public key (secret key not needed)."""
         matrix = _as_matrix(values, name="values", limit=cls.max_abs_value(context))
@@ -142,6 +144,7 @@ class CKKSBatch:
         if other._chunks != self._chunks:
             raise CryptoUsageError("the two CKKS batches have different slot layouts")
 
+    @timed
     def add(self, other: CKKSBatch) -> CKKSBatch:
         """Homomorphic sum of two batches with the same context, shape and layout."""
         self._check_peer(other)
@@ -153,6 +156,7 @@ class CKKSBatch:
             context=self._context, shape=self._shape, chunks=self._chunks, ciphertexts=cts
         )
 
+    @timed
     def add_plain(self, values: Any) -> CKKSBatch:
         """Add a plaintext matrix (broadcast to :attr:`shape`), e.g. a mask or a bias row."""
         matrix = _as_matrix(
@@ -172,6 +176,7 @@ class CKKSBatch:
             context=self._context, shape=self._shape, chunks=self._chunks, ciphertexts=tuple(cts)
         )
 
+    @timed
     def matmul_plain(
         self,
         weights: Any,
@@ -248,6 +253,7 @@ class CKKSBatch:
             )
         return context._ts.secret_key()
 
+    @timed
     def decrypt(self, *, secret_context: CKKSContext | None = None) -> FloatArray:
         """The plaintext ``rows x dim`` matrix. Needs the secret key (this batch's context or
         ``secret_context``). Never send this raw output to a party that saw the ciphertext
@@ -258,6 +264,7 @@ class CKKSBatch:
             unpack_into(out, [np.asarray(ct.decrypt(key), dtype=np.float64) for ct in row], chunk)
         return out
 
+    @timed
     def decrypt_for_release(
         self,
         *,

@@ -19,6 +19,7 @@ import hashlib
 
 import tenseal as ts
 
+from crypto._timing import timed
 from crypto.ckks._presets import CKKSPreset, get_preset
 from crypto.ckks._wire import decode_context, encode_context
 from crypto.errors import CryptoUsageError, InvalidCiphertext
@@ -45,6 +46,7 @@ class CKKSContext:
         self._fingerprint: bytes | None = None
 
     @classmethod
+    @timed
     def generate(
         cls, *, preset: str | CKKSPreset = "default", n_threads: int | None = None
     ) -> CKKSContext:

@@ -24,6 +24,7 @@ import gmpy2
 import numpy as np
 import numpy.typing as npt
 
+from crypto._timing import timed
 from crypto.errors import CryptoUsageError, InvalidCiphertext
 from crypto.paillier._encoding import FixedPointEncoding, decode_ints, encode_ints, max_abs
 from crypto.paillier._multiexp import left_matmul
@@ -215,6 +216,7 @@ class EncryptedArray:
         if other._key != self._key:
             raise CryptoUsageError("operands are encrypted under different keys")
 
+    @timed
     def rescaled(self, scale: int) -> EncryptedArray:
         """The same values at a scale ``>= self.scale``: ``E(v)^(2^d)`` (exact, short exponent)."""
         d = scale - self._scale
@@ -261,6 +263,7 @@ class EncryptedArray:
         bc = _INVERT(b._c, nsq) if negate else b._c
         return self._new(self._broadcast(lambda: a._c * bc % nsq), scale=scale, bound=bound)
 
+    @timed
     def __add__(self, other: Any) -> EncryptedArray:
         if isinstance(other, EncryptedArray):
             return self._add_encrypted(other, negate=False)
@@ -268,14 +271,17 @@ class EncryptedArray:
 
     __radd__ = __add__
 
+    @timed
     def __sub__(self, other: Any) -> EncryptedArray:
         if isinstance(other, EncryptedArray):
             return self._add_encrypted(other, negate=True)
         return self._add_ints(-self._plain_ints(other, scale=self._scale))
 
+    @timed
     def __rsub__(self, other: Any) -> EncryptedArray:
         return (-self).__add__(other)
 
+    @timed
     def __neg__(self) -> EncryptedArray:
         """``E(-v) = E(v)^(-1) mod n^2``."""
         return self._new(np.asarray(_INVERT(self._c, self._key.nsquare), dtype=object))
@@ -288,6 +294,7 @@ class EncryptedArray:
         scale = 0 if arr.dtype.kind in "biu" else self._encoding.precision_bits
         return self._plain_ints(arr, scale=scale), scale
 
+    @timed
     def __mul__(self, other: Any) -> EncryptedArray:
         """``E(v)^k`` elementwise with broadcasting; negative ``k`` through the inverse."""
         ks, t = self._multiplier(other)
@@ -300,6 +307,7 @@ class EncryptedArray:
     __rmul__ = __mul__
 
     # -- matrix products -----------------------------------------------------------------------
+    @timed
     def rmatmul(self, plain: Any, *, processes: int | None = None) -> EncryptedArray:
         """``plain @ self`` by multi-exponentiation (see :mod:`._multiexp`)."""
         ks, t = self._multiplier(plain)
@@ -322,6 +330,7 @@ class EncryptedArray:
             np.asarray(out, dtype=object).reshape(np.shape(out)), scale=scale, bound=bound
         )
 
+    @timed
     def matmul(self, plain: Any, *, processes: int | None = None) -> EncryptedArray:
         """``self @ plain``, computed as ``(plain.T @ self.T).T``."""
         arr = np.asarray(plain)
@@ -340,6 +349,7 @@ class EncryptedArray:
         return self.rmatmul(other)
 
     # -- reductions ----------------------------------------------------------------------------
+    @timed
     def sum(self, axis: int | None = None) -> EncryptedArray:
         """``E(sum v)`` along ``axis`` (all entries when ``None``): products of ciphertexts."""
         nsq = self._key.nsquare
@@ -361,6 +371,7 @@ class EncryptedArray:
         return self._new(_object_array(sums, tuple(arr.shape[:-1])), bound=bound)
 
     # -- randomness ----------------------------------------------------------------------------
+    @timed
     def rerandomize(
         self,
         *,

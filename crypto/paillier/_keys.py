@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import gmpy2
 
+from crypto._timing import timed
 from crypto.errors import CryptoUsageError, InvalidKey
 from crypto.paillier import _parallel
 from crypto.paillier._encoding import FixedPointEncoding
@@ -149,6 +150,7 @@ class PaillierPublicKey:
                 self._djn = DjnState(self.n, resolve(None))
             return self._djn
 
+    @timed
     def raw_obfuscators(
         self,
         count: int,
@@ -171,6 +173,7 @@ class PaillierPublicKey:
         raise CryptoUsageError(f"unknown obfuscator {obfuscator!r}: choose one of {OBFUSCATORS}")
 
     # -- encryption ----------------------------------------------------------------------------
+    @timed
     def encrypt(
         self,
         x: Any,
@@ -202,6 +205,7 @@ class PaillierPublicKey:
             self, x, encoding=encoding or FixedPointEncoding(), obfuscate=obfuscate
         )
 
+    @timed
     def encrypt_packed(
         self,
         x: Any,

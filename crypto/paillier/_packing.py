@@ -30,6 +30,7 @@ import gmpy2
 import numpy as np
 import numpy.typing as npt
 
+from crypto._timing import timed
 from crypto.errors import CryptoUsageError, InvalidCiphertext
 from crypto.paillier._serial import (
     ARRAY_MAGIC,
@@ -220,6 +221,7 @@ class PackedEncryptedArray:
             self._key, arr, shape=self._shape, layout=self._layout, weight=weight
         )
 
+    @timed
     def __add__(self, other: Any) -> PackedEncryptedArray:
         """Slotwise sum with another packed array of the same key, shape and layout, or a plaintext."""
         nsq = self._key.nsquare
@@ -242,6 +244,7 @@ class PackedEncryptedArray:
 
     __radd__ = __add__
 
+    @timed
     def __mul__(self, k: Any) -> PackedEncryptedArray:
         """``E(m)^k`` for a small integer ``k >= 0``: every slot times ``k``."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer):

@@ -43,6 +43,7 @@ from protocols.grpc._session import CLOSE_TOPIC
 from protocols.serde import envelope_to_proto
 
 if TYPE_CHECKING:
+    from protocols.grpc._monitor import PeerMonitor
     from protocols.grpc._node import PartyNode
 
 __all__ = ["GrpcChannel", "CHUNK_BYTES", "deliver"]
@@ -156,6 +157,11 @@ class GrpcChannel(Channel):
     @property
     def party(self) -> str:
         return self._node.party
+
+    @property
+    def monitor(self) -> PeerMonitor:
+        """The node's heartbeat monitor: peer state, round-trip time and last-seen time."""
+        return self._node.monitor
 
     @property
     def peers(self) -> tuple[str, ...]:

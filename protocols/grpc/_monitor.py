@@ -8,6 +8,11 @@ consecutive failed checks (retried ``retry_delay`` apart); waiting ``recv`` call
 has never been seen up (no answered heartbeat, no ready connection, no verified message from
 it) is not declared down, because parties start in any order: sends to it keep retrying and
 receives wait until their own deadlines.
+
+Each answered heartbeat also measures the round-trip time of the ``Check`` call (:meth:`rtt`,
+seconds from sending the request to reading the reply, TLS connection already up) and when the
+peer was last seen up (:meth:`last_seen`, unix time of the latest answered heartbeat, completed
+connection or verified message).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class PeerMonitor:
         max_failures: int = 3,
         retry_delay: float = 0.5,
         on_change: Callable[[], None] = lambda: None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._stubs = {peer: health_pb2_grpc.HealthStub(ch) for peer, ch in channels.items()}
         self._channels = dict(channels)
@@ -51,6 +57,9 @@ class PeerMonitor:
         self._down: dict[str, str] = {}
         self._failures = dict.fromkeys(channels, 0)
         self._seen: set[str] = set()
+        self._now = now
+        self._rtt: dict[str, float] = {}
+        self._last_seen: dict[str, float] = {}
         self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vfl-heartbeat", daemon=True)
@@ -76,9 +85,23 @@ class PeerMonitor:
         with self._lock:
             return self._down.get(peer)
 
+    def rtt(self, peer: str) -> float | None:
+        """Round-trip time in seconds of the latest answered heartbeat to ``peer`` (``None``
+        before the first answer). A failed heartbeat leaves the last measured value."""
+        with self._lock:
+            return self._rtt.get(peer)
+
+    def last_seen(self, peer: str) -> float | None:
+        """Unix time ``peer`` was last seen up (answered a heartbeat, completed a TLS connection
+        or sent a verified message), or ``None``."""
+        with self._lock:
+            return self._last_seen.get(peer)
+
     def mark_seen(self, peer: str) -> None:
         """Record that ``peer`` is up (it answered, connected, or sent a verified message)."""
         with self._lock:
+            if peer in self._failures:
+                self._last_seen[peer] = self._now()
             if peer in self._failures and peer not in self._seen:
                 self._seen.add(peer)
                 self._failures[peer] = 0  # failures before it was ever up do not count
@@ -97,10 +120,12 @@ class PeerMonitor:
 
     def check(self, peer: str) -> bool:
         """One heartbeat to ``peer``; updates its state; ``True`` if it answered SERVING."""
+        start = time.perf_counter()
         try:
             reply = self._stubs[peer].Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=self._check_timeout
             )
+            rtt = time.perf_counter() - start
             ok = reply.status == health_pb2.HealthCheckResponse.SERVING
             detail = "" if ok else "not serving"
         except grpc.RpcError as exc:
@@ -110,6 +135,8 @@ class PeerMonitor:
             if ok:
                 self._seen.add(peer)
                 self._failures[peer] = 0
+                self._rtt[peer] = rtt
+                self._last_seen[peer] = self._now()
                 changed = self._down.pop(peer, None) is not None
             else:
                 self._failures[peer] += 1

@@ -9,6 +9,10 @@ asking it to connect). A peer is
 * ``up``          -- its connection is ``READY`` (a completed mutual-TLS handshake);
 * ``unreachable`` -- connecting to it fails (``TRANSIENT_FAILURE``), not yet declared down;
 * ``unknown``     -- no connection yet (parties start in any order) or the channel is idle.
+
+Each snapshot also gives the heartbeat monitor's measures of the peer: ``latency_ms``, the
+round-trip time of the latest answered heartbeat (``PeerMonitor.rtt``), and ``last_seen``, the
+unix time the peer was last seen up (``PeerMonitor.last_seen``); both ``None`` until measured.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ PEER_STATES = ("up", "down", "unreachable", "unknown")
 
 class _MonitorLike(Protocol):
     def down_reason(self, peer: str) -> str | None: ...
+
+    def rtt(self, peer: str) -> float | None: ...
+
+    def last_seen(self, peer: str) -> float | None: ...
 
 
 class NodeLike(Protocol):
@@ -73,10 +81,13 @@ class PeerHealth:
         return on_state
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """``{peer: {"state", "reason", "since"}}``; ``since``: when the connection last changed."""
+        """``{peer: {"state", "reason", "since", "latency_ms", "last_seen"}}``; ``since``: when
+        the connection last changed (module docstring for the others)."""
         out: dict[str, dict[str, Any]] = {}
         for peer in sorted(self._node.peer_channels):
-            reason = self._node.monitor.down_reason(peer)
+            monitor = self._node.monitor
+            reason = monitor.down_reason(peer)
+            rtt = monitor.rtt(peer)
             with self._lock:
                 connectivity = self._connectivity.get(peer)
                 since = self._since.get(peer)
@@ -88,5 +99,11 @@ class PeerHealth:
                 state = "unreachable"
             else:
                 state = "unknown"
-            out[peer] = {"state": state, "reason": reason, "since": since}
+            out[peer] = {
+                "state": state,
+                "reason": reason,
+                "since": since,
+                "latency_ms": None if rtt is None else 1000.0 * rtt,
+                "last_seen": monitor.last_seen(peer),
+            }
         return out

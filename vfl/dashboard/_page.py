@@ -94,6 +94,8 @@ def _body() -> str:
 <div class="value" id="epsilon">&ndash;</div><div class="sub" id="delta"></div></div>
 <div class="tile"><div class="label">Bytes sent</div>
 <div class="value" id="bytes">&ndash;</div><div class="sub" id="bytes-sub"></div></div>
+<div class="tile"><div class="label">Time in crypto</div>
+<div class="value" id="crypto">&ndash;</div><div class="sub" id="crypto-sub"></div></div>
 <div class="tile"><div class="label">Alerts</div><div class="value" id="alert-count">0</div></div>
 <div class="tile"><div class="label">PSI intersection</div><div class="value" id="psi">&ndash;</div>
 <div class="sub" id="psi-sub"></div></div>
@@ -106,8 +108,8 @@ def _body() -> str:
 <div id="system-charts" class="charts"></div>
 <section class="two">
 <div><h2>Party health</h2>
-<table id="health"><thead><tr><th>peer</th><th>state</th><th>last seen</th><th>sent</th>
-<th>received</th></tr></thead><tbody></tbody></table></div>
+<table id="health"><thead><tr><th>peer</th><th>state</th><th>last seen</th><th>latency</th>
+<th>sent</th><th>received</th></tr></thead><tbody></tbody></table></div>
 <div><h2>Alerts</h2><ul id="alerts" class="alerts"></ul></div>
 </section>
 <h2>Recent rounds</h2>

@@ -206,6 +206,10 @@ _TEMPLATE = r"""
     setText("delta", isNum(st.delta) ? "\u03b4 = " + fmt(st.delta) : "");
     setText("bytes", bytes(st.bytes_sent));
     setText("bytes-sub", "received " + bytes(st.bytes_received));
+    setText("crypto", isNum(st.crypto_share) ? (100 * st.crypto_share).toFixed(1) + " %" :
+      "\u2013");
+    setText("crypto-sub", isNum(st.crypto_seconds) ? fmt(st.crypto_seconds) +
+      " s in encryption" : "");
     setText("alert-count", String(d.alerts.length));
     setText("psi", d.psi ? fmt(d.psi.intersection_size) : "\u2013");
     setText("psi-sub", d.psi && isNum(d.psi.input_rows) ? "of " + fmt(d.psi.input_rows) +
@@ -225,14 +229,18 @@ _TEMPLATE = r"""
     drawTable($("health").tBodies[0], peers.map((p) => {
       const s = peersStatus[p] || {}, h = health[p];
       const state = h ? h.state : "n/a (no node)";
+      const seen = [s.last_seen, h ? h.last_seen : null].filter(isNum);
+      const rtt = h && isNum(h.latency_ms) ? h.latency_ms : s.latency_ms;
       return { attrs: { "data-peer": p }, cells: [{ th: true, text: p },
         { text: state + (h && h.reason ? " (" + h.reason + ")" : ""),
           attrs: { "class": "state-" + (h ? h.state : "unknown") } },
-        { text: ago(s.last_seen, now) }, { text: bytes(s.bytes_sent) },
-        { text: bytes(s.bytes_received) }] };
+        { text: ago(seen.length ? Math.max(...seen) : null, now) },
+        { text: isNum(rtt) ? fmt(rtt) + " ms" : "\u2013", attrs: { "data-latency": isNum(rtt) ?
+          String(rtt) : "" } },
+        { text: bytes(s.bytes_sent) }, { text: bytes(s.bytes_received) }] };
     }));
     if (!peers.length) drawTable($("health").tBodies[0], [{ cells: [{ text: "no peers known",
-      attrs: { colspan: 5, "class": "muted" } }] }]);
+      attrs: { colspan: 6, "class": "muted" } }] }]);
     const alerts = $("alerts");
     clear(alerts);
     for (const a of d.alerts.slice(-50).reverse()) {

@@ -45,6 +45,7 @@ class EventKind(enum.StrEnum):
     DP_PARAMETERS = "privacy.dp_parameters"
     EPSILON_SPENT = "privacy.epsilon_spent"
     ROUND_METRICS = "train.round_metrics"
+    CONTRIBUTION = "train.contribution"
     MODEL_REGISTERED = "model.registered"
     MODEL_STAGE = "model.stage_changed"
     MODEL_ROLLBACK = "model.rolled_back"
@@ -65,6 +66,7 @@ CATEGORIES: Mapping[str, frozenset[str]] = {
             EventKind.DATA_FINGERPRINT,
             EventKind.HYPERPARAMETERS,
             EventKind.ROUND_METRICS,
+            EventKind.CONTRIBUTION,
             EventKind.MODEL_REGISTERED,
             EventKind.MODEL_STAGE,
             EventKind.MODEL_ROLLBACK,

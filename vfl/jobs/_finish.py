@@ -20,6 +20,7 @@ from vfl.jobs._register import (
     participant_metrics,
     register_part,
     validation_metrics,
+    weight_norm,
 )
 from vfl.jobs._spec import Job
 from vfl.jobs._tracker import JobTracker, plain, roles
@@ -81,9 +82,16 @@ def register_model(
         tracker.work_dir / "registry.db", party=party, audit_log=tracker.audit
     ) as registry:
         others = [p for p in (registering or [party]) if p != party]
+        norm = weight_norm(artefact) if job.job.type == "hetero_lr" else None
+        contributed: dict[str, dict[str, float]] = {}
         if others:
-            version, reported = agree_version(
-                channel, registry, name=name, peers=others, metrics=metrics
+            version, reported, contributed = agree_version(
+                channel,
+                registry,
+                name=name,
+                peers=others,
+                metrics=metrics,
+                contribution=None if norm is None else {"weight_norm": norm},
             )
         else:
             version, reported = str(next_version(registry, name)), {party: metrics}
@@ -105,6 +113,9 @@ def register_model(
             registry, name=name, version=version, artefact=artefact, metadata=metadata, actor=party
         )
     tracker.model(name=model.name, version=model.version, stage=str(model.stage))
+    norms = {p: c["weight_norm"] for p, c in contributed.items() if "weight_norm" in c}
+    if norms and set(norms) == set(registering or [party]):
+        result["contribution"] = tracker.model_contributions(norms)
     return {"name": model.name, "version": model.version, "stage": str(model.stage)}
 
 

@@ -8,13 +8,23 @@ the version number first: each proposes its registry's next version (latest mino
 party's latest. The same message carries each party's final metrics, so the label party's
 held-out test metrics (aggregates only: AUC, accuracy, log-loss) become every party's
 validation metrics, which gate promotion to production.
+
+For hetero LR the message also carries ``contribution``: ``{"weight_norm": ||w_p||}``, the
+Frobenius norm of the weight block this party holds (intercept excluded, features standardised),
+so every party can log each party's share of the model (docs/governance.md, "Contribution log").
+Only the norm leaves the party, never the weights.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from protocols.channel import Channel
 from vfl.errors import VflError
@@ -27,6 +37,7 @@ __all__ = [
     "register_part",
     "participant_metrics",
     "validation_metrics",
+    "weight_norm",
 ]
 
 logger = logging.getLogger("vfl.jobs")
@@ -47,16 +58,23 @@ def agree_version(
     peers: Sequence[str],
     metrics: Mapping[str, float],
     timeout: float | None = None,
-) -> tuple[str, dict[str, dict[str, float]]]:
-    """``(version every party registers, {party: final metrics})`` (module docstring)."""
+    contribution: Mapping[str, float] | None = None,
+) -> tuple[str, dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``(version every party registers, {party: final metrics}, {party: contribution})``
+    (module docstring); a party that sent no ``contribution`` is absent from the last."""
     mine = next_version(registry, name)
-    channel.broadcast(
-        SUMMARY_TOPIC,
-        {"version": str(mine), "metrics": {k: float(v) for k, v in metrics.items()}},
-        peers=list(peers),
-    )
+    summary_out: dict[str, Any] = {
+        "version": str(mine),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    if contribution is not None:
+        summary_out["contribution"] = {k: float(v) for k, v in contribution.items()}
+    channel.broadcast(SUMMARY_TOPIC, summary_out, peers=list(peers))
     agreed = mine
     reported: dict[str, dict[str, float]] = {channel.party: dict(metrics)}
+    contributed: dict[str, dict[str, float]] = {}
+    if contribution is not None:
+        contributed[channel.party] = {k: float(v) for k, v in contribution.items()}
     for peer in peers:
         summary = channel.recv(peer, SUMMARY_TOPIC, timeout=timeout)
         if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
@@ -71,7 +89,45 @@ def agree_version(
             for k, v in summary["metrics"].items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
-    return str(agreed), reported
+        theirs_contribution = summary.get("contribution")
+        if theirs_contribution is not None:
+            contributed[peer] = _contribution(peer, theirs_contribution)
+    return str(agreed), reported, contributed
+
+
+def _contribution(peer: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or not value:
+        raise VflError(f"{peer} sent a malformed contribution in its job summary")
+    out = {}
+    for key, number in value.items():
+        if (
+            not isinstance(number, int | float)
+            or isinstance(number, bool)
+            or not math.isfinite(number)
+            or number < 0
+        ):
+            raise VflError(f"{peer} sent a malformed contribution in its job summary")
+        out[str(key)] = float(number)
+    return out
+
+
+def weight_norm(model_file: Path) -> float | None:
+    """``||w_p||`` of a hetero LR model part (``model.json``): the Frobenius norm of its weights
+    over all tasks, without the label party's intercept row; ``None`` for other model files."""
+    try:
+        state = json.loads(model_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("weights"), list):
+        return None
+    try:
+        weights = np.asarray(state["weights"], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if state.get("role") == "label" and state.get("fit_intercept") and weights.shape[0]:
+        weights = weights[1:]
+    norm = float(np.linalg.norm(weights))
+    return norm if math.isfinite(norm) else None
 
 
 def register_part(

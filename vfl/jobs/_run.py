@@ -280,6 +280,7 @@ def _run_fedavg(
             epsilon=number("epsilon"),
             epsilon_round=number("epsilon_round"),
             delta=number("delta"),
+            contributions=dict(getattr(record, "contributions", None) or {}),
         )
 
     fed = run_fedavg_job(

@@ -107,6 +107,8 @@ class RunFiles:
             },
             "epsilon": None,
             "delta": None,
+            "crypto_seconds": None,
+            "crypto_share": None,
             "error": None,
         }
         self._write_status()

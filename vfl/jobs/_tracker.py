@@ -5,6 +5,12 @@ audit log (``WORK_DIR/audit.db``, hash-chained and signed), to the live run file
 (``status.json`` / ``events.jsonl``) and, for training rounds, to a :class:`vfl.governance.Monitor`
 whose alerts (plateau, dropouts, silent party, slow round) become events, audit records and
 warnings. Bytes per peer come from the job's :class:`MeteredChannel`.
+
+Per round it also records the share of time in crypto (``crypto_seconds``: the wall time the
+job's thread spent in the public Paillier / CKKS calls during the round, from
+:mod:`crypto.timing`), the heartbeat latency to each peer when the transport has a heartbeat
+monitor (gRPC), and one ``contribution`` event per party with what that party contributed
+(docs/governance.md, "Contribution log").
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crypto import timing
 from vfl.governance import (
     AlertRules,
     AuditLog,
@@ -40,9 +47,12 @@ from vfl.jobs._provenance import PartyIdentity, code_version
 from vfl.jobs._runfiles import RunFiles, jsonable
 from vfl.jobs._spec import Job
 
-__all__ = ["JobTracker", "plain"]
+__all__ = ["JobTracker", "plain", "CONTRIBUTION_EVENT", "weight_shares"]
 
 logger = logging.getLogger("vfl.jobs")
+
+#: Audit event of the per-round (and end-of-job) contribution log.
+CONTRIBUTION_EVENT = EventKind.CONTRIBUTION.value
 
 # Metrics the plateau rule may watch, in order of preference: (name, higher is better).
 _WATCHED = (
@@ -84,6 +94,16 @@ def roles(job: Job) -> dict[str, str]:
         else:
             out[name] = "label" if name == job.job.label_party else "feature"
     return out
+
+
+def weight_shares(norms: Mapping[str, float]) -> dict[str, float]:
+    """Each party's share of the model's squared weight norm: ``||w_p||^2 / sum_q ||w_q||^2``.
+
+    The blocks partition the weight vector, so ``||w||^2 = sum_p ||w_p||^2`` and the shares add
+    up to 1 (all 0 when every block is 0).
+    """
+    total = sum(float(v) ** 2 for v in norms.values())
+    return {p: (float(v) ** 2 / total if total > 0 else 0.0) for p, v in sorted(norms.items())}
 
 
 def total_rounds(job: Job) -> int | None:
@@ -134,6 +154,8 @@ class JobTracker:
         self._last_traffic: dict[str, PeerTraffic] = {}
         self.fingerprints: dict[str, str] = {}
         self.epsilon: float | None = None
+        self._round_seconds = 0.0
+        self._crypto_seconds = 0.0
 
     # -- job lifecycle ------------------------------------------------------------------------
 
@@ -170,6 +192,8 @@ class JobTracker:
         now = time.perf_counter()
         seconds = None if self._phase == "starting" else now - self._phase_start
         self._phase, self._phase_start = name, now
+        if name == "train":  # round 1's traffic starts here, not with the PSI before it
+            self._last_traffic = self.channel.traffic()
         self.files.event("phase", phase=name, seconds=seconds)
         self._status(phase=name)
 
@@ -322,8 +346,18 @@ class JobTracker:
         epsilon_round: float | None = None,
         delta: float | None = None,
         crypto_seconds: float | None = None,
+        contributions: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        """One finished epoch / round: event line, status, audit record, monitor alerts."""
+        """One finished epoch / round: event line, status, audit record, monitor alerts.
+
+        ``crypto_seconds`` defaults to the calling thread's time in crypto calls during the last
+        ``seconds`` (:func:`crypto.timing.thread_elapsed_since`): call this from the job's thread.
+        ``contributions`` (``{party: figures}``, the fedavg aggregator's) replace the figures a
+        vertical party observes itself (bytes and time per party, see :meth:`_observed`).
+        """
+        window = time.perf_counter() - max(0.0, seconds)
+        if crypto_seconds is None:
+            crypto_seconds = timing.thread_elapsed_since(window)
         self.rounds += 1
         number = self.rounds
         traffic = self.channel.traffic()
@@ -335,7 +369,9 @@ class JobTracker:
             p: t.bytes_received - self._last_traffic.get(p, PeerTraffic()).bytes_received
             for p, t in traffic.items()
         }
+        waited = self.channel.waited_since(window)
         self._last_traffic = traffic
+        latency = self.channel.latency_ms()
         expect = list(self.expected_peers() if expected is None else expected)
         heard = (
             [p for p in expect if received.get(p, 0) > 0]
@@ -358,9 +394,25 @@ class JobTracker:
             epsilon=cumulative,
             epsilon_round=epsilon_round,
             crypto_seconds=crypto_seconds,
+            latency_ms=latency or None,
         )
+        if contributions is None and self.job.job.type in ("hetero_lr", "split_nn"):
+            contributions = self._observed(
+                expect, seconds=seconds, sent=sent, received=received, waited=waited
+            )
+        if contributions:
+            self._contributions(number, contributions)
+        self._round_seconds += max(0.0, seconds)
+        self._crypto_seconds += max(0.0, crypto_seconds)
         total = self.files.status["total_rounds"]
-        status: dict[str, Any] = {"round": number, "metrics": values}
+        status: dict[str, Any] = {
+            "round": number,
+            "metrics": values,
+            "crypto_seconds": self._crypto_seconds,
+            "crypto_share": (
+                self._crypto_seconds / self._round_seconds if self._round_seconds > 0 else None
+            ),
+        }
         if isinstance(total, int) and number > total:
             status["total_rounds"] = None
         if epsilon is not None:
@@ -397,6 +449,60 @@ class JobTracker:
         for alert in self._monitor(values).observe(record):
             self.files.event("alert", alert=str(alert.kind), message=alert.message)
 
+    def _observed(
+        self,
+        expect: Sequence[str],
+        *,
+        seconds: float,
+        sent: Mapping[str, int],
+        received: Mapping[str, int],
+        waited: Mapping[str, float],
+    ) -> dict[str, dict[str, Any]]:
+        """What a vertical party sees each party contribute in a round: itself, the bytes it sent
+        and its compute time (the round's ``seconds`` not spent blocked in ``recv``); each
+        expected peer, the bytes received from it and the time spent waiting for it (that peer's
+        compute plus the network, as seen from here)."""
+        role = roles(self.job)
+        blocked = sum(waited.values())
+        out: dict[str, dict[str, Any]] = {
+            self.party: {
+                "role": role.get(self.party),
+                "bytes_sent": int(sum(sent.values())),
+                "compute_seconds": max(0.0, seconds - blocked),
+            }
+        }
+        for peer in expect:
+            out[peer] = {
+                "role": role.get(peer),
+                "bytes_sent": int(received.get(peer, 0)),
+                "waited_seconds": max(0.0, waited.get(peer, 0.0)),
+            }
+        return out
+
+    def _contributions(
+        self, number: int | None, contributions: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """One ``contribution`` event per party and one audit record for the round (``number``
+        ``None``: the end-of-job summary)."""
+        figures = {str(p): jsonable(dict(v)) for p, v in sorted(contributions.items())}
+        for party, values in figures.items():
+            self.files.event("contribution", round=number, party=party, **values)
+        self.audit.append(
+            CONTRIBUTION_EVENT,
+            {"job_id": self.job.job.id, "round": number, "contributions": figures},
+            actor=self.party,
+        )
+
+    def model_contributions(self, norms: Mapping[str, float]) -> dict[str, dict[str, float]]:
+        """End of a hetero LR job: each party's weight-block norm and its share of the squared
+        norm (:func:`weight_shares`), as ``contribution`` events (``round`` null) and an audit
+        record; returns ``{party: {"weight_norm", "weight_share"}}``."""
+        shares = weight_shares(norms)
+        role = roles(self.job)
+        out = {p: {"weight_norm": float(norms[p]), "weight_share": shares[p]} for p in shares}
+        self._contributions(None, {p: {"role": role.get(p), **v} for p, v in out.items()})
+        return out
+
     def _monitor(self, metrics: Mapping[str, float]) -> Monitor:
         if self.monitor is None:
             watched = next(((m, hi) for m, hi in _WATCHED if m in metrics), ("loss", False))
@@ -417,7 +523,11 @@ class JobTracker:
 
     def _status(self, **fields: Any) -> None:
         traffic = self.channel.traffic()
-        peers = {p: (traffic.get(p) or PeerTraffic()).to_dict() for p in self.peers}
+        latency = self.channel.latency_ms()
+        peers = {
+            p: {**(traffic.get(p) or PeerTraffic()).to_dict(), "latency_ms": latency.get(p)}
+            for p in self.peers
+        }
         self.files.update(
             bytes_sent=sum(t.bytes_sent for t in traffic.values()),
             bytes_received=sum(t.bytes_received for t in traffic.values()),
