@@ -13,9 +13,7 @@ import protocols  # noqa: F401  (first: sets gRPC's TLS policy before grpc is im
 
 # isort: split
 
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,29 +24,19 @@ import pytest
 
 from protocols.config import load_federation
 from protocols.grpc import PartyNode
+from tests import _browser as browser
 from tests.protocols.grpc_harness import make_federation
 from tests.vfl.test_dashboard import PEERS, TOKEN, RunWriter, training_run
 from vfl.dashboard import DashboardServer
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser.CHROMIUM
+artifacts = browser.artifacts
 
-pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)",
-    ),
-]
+pytestmark = [browser.needs_chromium]
 
 # Appended while the page runs: distinctive values that appear nowhere before the 3rd poll.
 LIVE_ROUNDS = {4: (0.3131, 0.8787), 5: (0.2929, 0.8989), 6: (0.2727, 0.9191)}
-
-
-def artifacts() -> Path:
-    base = os.environ.get("VFL_TEST_ARTIFACTS")
-    path = Path(base) if base else ROOT / "tests" / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class LiveDashboard(DashboardServer):
@@ -89,26 +77,10 @@ def wait_until_up(server: DashboardServer, peer: str) -> None:
 
 
 def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,1800",
-        "--virtual-time-budget=20000",  # 20 s of page time: about ten polls
-        *extra,
-        url,
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    """The page after 20 s of page time (about ten polls of /api/status)."""
+    return browser.chromium(
+        url, profile, "--window-size=1280,1800", "--virtual-time-budget=20000", *extra
+    )
 
 
 def test_page_draws_rounds_appended_while_it_runs(tmp_path: Path, bank_node: PartyNode) -> None:

@@ -6,8 +6,6 @@ is kept under ``$VFL_TEST_ARTIFACTS`` (default ``tests/artifacts/``) for a perso
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import subprocess
 import zlib
@@ -15,41 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import _browser as browser
 from tests.vfl.test_report import EVIL, write_hetero_run, write_split_nn_run
 from vfl.report import write_report
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and os.path.isfile(p)),
-    None,
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
-    ),
-]
+CHROMIUM = browser.CHROMIUM
+pytestmark = [pytest.mark.slow, browser.needs_chromium]
 
 
-def _artifacts() -> Path:
-    default = Path(__file__).resolve().parents[1] / "artifacts"
-    path = Path(os.environ.get("VFL_TEST_ARTIFACTS") or default)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+_artifacts = browser.artifacts
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        f"--user-data-dir={tmp / 'chromium-profile'}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return browser.chromium(args[-1], tmp / "chromium-profile", *args[:-1], check=False)
 
 
 def _png_pixels(path: Path) -> tuple[int, int, bytes]:

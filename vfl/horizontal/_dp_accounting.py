@@ -27,7 +27,7 @@ import numpy as np
 
 from crypto.random import RandomSource
 from vfl.errors import ConfigError
-from vfl.horizontal._dp import DpMode, DpSpec, PerSampleModel, dp_sgd_train, plan_dp
+from vfl.horizontal._dp import DpMode, DpPlan, DpSpec, PerSampleModel, dp_sgd_train, plan_dp
 from vfl.horizontal._models import LocalModel, LocalTraining
 from vfl.privacy import (
     BudgetExceeded,
@@ -187,14 +187,21 @@ class ClientPrivacy:
             "delta": self.spec.delta,
             "epsilon_per_round": [r.round_epsilon for r in mine],
             "epsilon_cumulative": [r.total_epsilon for r in mine],
-            "planned_epsilon": self.plan.epsilon,
-            "noise_multiplier": self.plan.noise_multiplier,
-            "sampling_rate": self.plan.sampling_rate,
-            "steps_per_round": self.plan.steps_per_round,
-            "max_grad_norm": self.spec.max_grad_norm,
-            "budget_epsilon": self.spec.epsilon,
-            "budget_policy": self.spec.budget_policy.value,
+            **_plan_summary(self.plan, self.spec),
         }
+
+
+def _plan_summary(plan: DpPlan, spec: DpSpec) -> dict[str, Any]:
+    """The plan and budget settings both result blocks (client and aggregator) report."""
+    return {
+        "planned_epsilon": plan.epsilon,
+        "noise_multiplier": plan.noise_multiplier,
+        "sampling_rate": plan.sampling_rate,
+        "steps_per_round": plan.steps_per_round,
+        "max_grad_norm": spec.max_grad_norm,
+        "budget_epsilon": spec.epsilon,
+        "budget_policy": spec.budget_policy.value,
+    }
 
 
 class JobPrivacy:
@@ -363,13 +370,7 @@ class JobPrivacy:
             "epsilon_per_round": [r["epsilon_round"] for r in self.rounds],
             "epsilon_cumulative": [r["epsilon"] for r in self.rounds],
             "per_client": {c: self.accountant.epsilon(c) for c in self.clients},
-            "planned_epsilon": self.plan.epsilon,
-            "noise_multiplier": self.plan.noise_multiplier,
-            "sampling_rate": self.plan.sampling_rate,
-            "steps_per_round": self.plan.steps_per_round,
-            "max_grad_norm": self.spec.max_grad_norm,
-            "budget_epsilon": self.spec.epsilon,
-            "budget_policy": self.spec.budget_policy.value,
+            **_plan_summary(self.plan, self.spec),
             "stopped_early": self.stop_reason is not None,
             "stop_reason": self.stop_reason,
         }
