@@ -226,6 +226,41 @@ def test_run_job_refuses_a_different_file(tmp_path: Path) -> None:
         _run_both(tmp_path, PLAIN_JOB, PLAIN_JOB.replace("epochs = 10", "epochs = 11"))
 
 
+@pytest.mark.parametrize(
+    ("hello", "message"),
+    [
+        # A release from before version negotiation: digest only.
+        ({}, r"retailer did not state the protocol versions it speaks .*upgrade retailer"),
+        # A newer release that dropped this protocol.
+        (
+            {"protocol_version": 2, "protocols": [2], "model_formats": [1, 2]},
+            r"job breast-plain at bank needs protocol version 1; peer retailer speaks \[2\]",
+        ),
+    ],
+)
+def test_run_job_refuses_a_peer_that_speaks_another_protocol(
+    tmp_path: Path, hello: dict[str, Any], message: str
+) -> None:
+    from vfl.governance import IncompatibleVersion
+
+    _write_parties(tmp_path)
+    (tmp_path / "job.toml").write_text(PLAIN_JOB)
+    job = load_job(tmp_path / "job.toml")
+
+    def old_retailer(ch: Channel) -> None:
+        # What the other release sends first, then it waits to be refused.
+        ch.send("bank", "job/digest", {"job_id": job.job.id, "digest": job.digest, **hello})
+        ch.recv("bank", "job/digest")
+
+    net = InMemoryNetwork(["bank", "retailer"], job_id="breast-plain", seed=0)
+    with pytest.raises(IncompatibleVersion, match=message):
+        run_parties(
+            {"bank": functools.partial(_party, job, "bank", tmp_path), "retailer": old_retailer},
+            network=net,
+            timeout=60,
+        )
+
+
 def test_run_psi_job_writes_aligned_rows(tmp_path: Path) -> None:
     _write_parties(tmp_path)
     text = """

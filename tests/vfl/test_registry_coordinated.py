@@ -97,3 +97,33 @@ def test_change_validation() -> None:
     with pytest.raises(RegistryError, match="needs a version"):
         RegistryChange("promote", "credit")
     assert issubclass(PromotionBlocked, RegistryError)
+
+
+def test_a_version_an_old_peer_cannot_load_is_refused_by_that_peer(tmp_path: Path) -> None:
+    """The coordinator's version uses a model format this code does not support: the follower
+    (standing in for an older release) votes no, naming itself and the formats it knows."""
+    registries = _registries(tmp_path)
+    artefact = tmp_path / "model-v2.bin"
+    artefact.write_bytes(b"weights in a newer format")
+    newer = registries["bank"].register(
+        "credit",
+        artefact=artefact,
+        metadata=ModelMetadata(validation_metrics={"test_auc": 0.9}),
+        actor="bank",
+        model_format=99,
+    )
+    registries["bank"].promote("credit", newer.version, to="staging", actor="bank")
+    with pytest.raises(
+        RegistryError,
+        match=rf"refused by retailer: credit {newer.version} uses model format 99; "
+        r"peer retailer supports formats \[1\]",
+    ):
+        _run(registries, RegistryChange("promote", "credit", newer.version))
+    assert _production(registries) == {"bank": "0.2.0", "retailer": "0.2.0"}
+
+
+def test_a_proposal_with_a_malformed_version_field_is_refused() -> None:
+    with pytest.raises(RegistryError, match="model_format must be an integer"):
+        RegistryChange.from_dict(
+            {"action": "promote", "model": "credit", "version": "1.0.0", "model_format": "2"}
+        )

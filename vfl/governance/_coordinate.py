@@ -8,17 +8,28 @@ coordinator send ``commit`` (else ``abort``) on ``registry/decision``; each part
 and answers with its resulting production version on ``registry/done``, which the coordinator
 checks is the same everywhere. So either every registry changes or none does (short of a crash
 between commit and apply, which the ``registry/done`` check reports).
+
+The proposal also carries the model format and protocol version of the version that would run
+(the coordinator's copy): a party whose code cannot load that format or speak that protocol votes
+no with :class:`IncompatibleVersion`'s message, so an old peer refuses clearly instead of failing
+later at serving time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from protocols.channel import Channel
 from vfl.governance._errors import GovernanceError, RegistryError
 from vfl.governance._registry import ModelRegistry
-from vfl.governance._stages import Stage
+from vfl.governance._stages import (
+    SUPPORTED_MODEL_FORMATS,
+    SUPPORTED_PROTOCOLS,
+    Stage,
+    check_compatibility,
+)
 
 __all__ = ["RegistryChange", "coordinate_change", "follow_change"]
 
@@ -38,6 +49,8 @@ class RegistryChange:
     action: str
     model: str
     version: str | None = None
+    model_format: int | None = None
+    protocol_version: int | None = None
 
     def __post_init__(self) -> None:
         if self.action not in _ACTIONS:
@@ -46,21 +59,43 @@ class RegistryChange:
             raise RegistryError("a promote change needs a version")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "model": self.model, "version": self.version}
+        return {
+            "action": self.action,
+            "model": self.model,
+            "version": self.version,
+            "model_format": self.model_format,
+            "protocol_version": self.protocol_version,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> RegistryChange:
         if not isinstance(data, dict):
             raise RegistryError("a registry proposal must be an object")
         version = data.get("version")
+        fmt, proto = data.get("model_format"), data.get("protocol_version")
+        for key, value in (("model_format", fmt), ("protocol_version", proto)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise RegistryError(f"a registry proposal's {key} must be an integer")
         return cls(
             str(data.get("action")),
             str(data.get("model")),
             None if version is None else str(version),
+            fmt,
+            proto,
         )
 
 
-def _check(registry: ModelRegistry, change: RegistryChange) -> None:
+def _check(registry: ModelRegistry, change: RegistryChange, *, peer: bool) -> None:
+    # The coordinator proposes a version its own code wrote; a peer checks it can run it.
+    if peer and change.model_format is not None and change.protocol_version is not None:
+        check_compatibility(
+            label=f"{change.model} {change.version or '(previous production)'}",
+            model_format=change.model_format,
+            protocol_version=change.protocol_version,
+            peer=registry.party,
+            peer_model_formats=SUPPORTED_MODEL_FORMATS,
+            peer_protocols=SUPPORTED_PROTOCOLS,
+        )
     if change.action == "promote":
         registry.check_transition(change.model, str(change.version), Stage.PRODUCTION)
     else:
@@ -73,9 +108,9 @@ def _apply(registry: ModelRegistry, change: RegistryChange, actor: str) -> str:
     return registry.rollback(change.model, actor=actor, reason="coordinated rollback").version
 
 
-def _vote(registry: ModelRegistry, change: RegistryChange) -> dict[str, Any]:
+def _vote(registry: ModelRegistry, change: RegistryChange, *, peer: bool) -> dict[str, Any]:
     try:
-        _check(registry, change)
+        _check(registry, change, peer=peer)
     except GovernanceError as exc:
         return {"ok": False, "error": str(exc)}
     return {"ok": True, "error": ""}
@@ -94,8 +129,20 @@ def coordinate_change(
     Raises :class:`RegistryError` naming the party that refused (nothing changed anywhere) or
     whose resulting production version differs.
     """
+    try:
+        target = (
+            registry.get(change.model, str(change.version))
+            if change.action == "promote"
+            else registry.check_rollback(change.model)[1]
+        )
+    except GovernanceError:
+        pass  # the coordinator's own vote below refuses it, and every party aborts
+    else:
+        change = dataclasses.replace(
+            change, model_format=target.model_format, protocol_version=target.protocol_version
+        )
     channel.broadcast(_PROPOSE, change.to_dict())
-    votes = {channel.party: _vote(registry, change)}
+    votes = {channel.party: _vote(registry, change, peer=False)}
     votes.update(channel.gather(_VOTE, timeout=timeout))
     refused = {party: vote for party, vote in votes.items() if not vote.get("ok")}
     decision = "abort" if refused else "commit"
@@ -125,7 +172,7 @@ def follow_change(
     """The non-coordinator side: vote, then apply on commit. Returns the new production version,
     or ``None`` when the coordinator aborted."""
     change = RegistryChange.from_dict(channel.recv(coordinator, _PROPOSE, timeout=timeout))
-    channel.send(coordinator, _VOTE, _vote(registry, change))
+    channel.send(coordinator, _VOTE, _vote(registry, change, peer=True))
     decision = channel.recv(coordinator, _DECISION, timeout=timeout)
     if decision != "commit":
         return None

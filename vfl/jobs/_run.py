@@ -51,13 +51,47 @@ def agreed_test_rows(n: int, *, fraction: float, seed: int) -> np.ndarray:
 
 
 def _handshake(job: Job, party: str, channel: Channel, peers: list[str]) -> None:
-    mine = {"job_id": job.job.id, "digest": job.digest}
+    """Same job file (digest) and a protocol every party speaks, before any data moves.
+
+    Each party states the protocol version it runs and the protocol versions and model formats
+    its code supports; a peer that cannot speak this party's protocol (an older or newer release)
+    is refused with :class:`vfl.governance.IncompatibleVersion` naming it.
+    """
+    from vfl.governance import (
+        MODEL_FORMAT_VERSION,
+        PROTOCOL_VERSION,
+        SUPPORTED_MODEL_FORMATS,
+        SUPPORTED_PROTOCOLS,
+        IncompatibleVersion,
+        check_compatibility,
+    )
+
+    mine = {
+        "job_id": job.job.id,
+        "digest": job.digest,
+        "protocol_version": PROTOCOL_VERSION,
+        "protocols": sorted(SUPPORTED_PROTOCOLS),
+        "model_formats": sorted(SUPPORTED_MODEL_FORMATS),
+    }
     channel.broadcast(DIGEST_TOPIC, mine, peers=peers)
     for peer in peers:
         theirs = channel.recv(peer, DIGEST_TOPIC)
-        if not isinstance(theirs, dict) or theirs.get("digest") != job.digest:
+        if not isinstance(theirs, dict) or not isinstance(theirs.get("protocols"), list):
+            raise IncompatibleVersion(
+                f"{peer} did not state the protocol versions it speaks (a release older than "
+                f"this one, which speaks protocol {PROTOCOL_VERSION}); upgrade {peer}"
+            )
+        check_compatibility(
+            label=f"job {job.job.id} at {party}",
+            model_format=MODEL_FORMAT_VERSION,
+            protocol_version=PROTOCOL_VERSION,
+            peer=peer,
+            peer_model_formats=[v for v in theirs.get("model_formats", []) if isinstance(v, int)],
+            peer_protocols=[v for v in theirs["protocols"] if isinstance(v, int)],
+        )
+        if theirs.get("digest") != job.digest:
             raise ConfigError(
-                f"{peer} runs a different job file than {party} (job id {theirs.get('job_id') if isinstance(theirs, dict) else '?'!r}, digest differs); every party must run the same file"
+                f"{peer} runs a different job file than {party} (job id {theirs.get('job_id')!r}, digest differs); every party must run the same file"
             )
 
 
