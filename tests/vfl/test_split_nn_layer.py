@@ -15,12 +15,23 @@ from protocols.testkit import run_parties
 from vfl.split_nn import CryptoConfig, Scheme
 from vfl.split_nn._backends import make_evaluator, make_key_owner
 from vfl.split_nn._interactive import FeatureShare, LabelShare
+from vfl.split_nn._packed import FRACTION_BITS, ints_from_wire
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:INSECURE")
 
 SCHEMES = [Scheme.PLAIN, Scheme.PAILLIER, Scheme.CKKS]
 TOL = {Scheme.PLAIN: 1e-9, Scheme.PAILLIER: 1e-6, Scheme.CKKS: 1e-3}
+
+
+def values(payload: Any, shape: tuple[int, int]) -> np.ndarray:
+    """A reply as floats: Paillier replies are exact integers at ``2^-48`` (int bytes on the wire)."""
+    arr = np.asarray(payload)
+    if arr.dtype == np.uint8:
+        ints = ints_from_wire(arr, shape)
+        out: np.ndarray = np.ldexp(np.asarray([float(v) for v in ints]), -2 * FRACTION_BITS)
+        return out.reshape(shape)
+    return np.asarray(arr, dtype=np.float64)
 
 
 def crypto(scheme: Scheme) -> CryptoConfig:
@@ -43,14 +54,14 @@ def one_step(scheme: Scheme) -> tuple[dict[str, Any], dict[str, Any], InMemoryNe
     def feature(ch: Any) -> dict[str, Any]:
         owner = make_key_owner(cfg, rng=SeededRandom(2))
         ch.send("bank", "snn/key", owner.public)
-        ev = make_evaluator(scheme, ch.recv("bank", "snn/key"))
+        ev = make_evaluator(cfg, ch.recv("bank", "snn/key"))
         share = FeatureShare(peer="bank", owner=owner, evaluator=ev, share=a0.copy(), crypto=cfg)
         share.forward(ch, h, train=True)
         grad = share.backward(ch)
         return {"grad": grad, "share": share.share}
 
     def label(ch: Any) -> dict[str, Any]:
-        ev = make_evaluator(scheme, ch.recv("retailer", "snn/key"))
+        ev = make_evaluator(cfg, ch.recv("retailer", "snn/key"))
         owner = make_key_owner(cfg, rng=SeededRandom(3))
         ch.send("retailer", "snn/key", owner.public)
         share = LabelShare(peer="retailer", evaluator=ev, share=w0.copy(), crypto=cfg)
@@ -95,7 +106,7 @@ def test_transcript_leakage_table(scheme: Scheme) -> None:
             assert not isinstance(msg.payload, np.ndarray)
         if isinstance(msg.payload, np.ndarray) and msg.payload.shape == ref["h"].shape:
             assert not np.allclose(msg.payload, ref["h"], atol=1e-3)
-    v = next(m.payload for m in at_bank if m.topic == "snn/v")
+    v = values(next(m.payload for m in at_bank if m.topic == "snn/v"), (12, 2))
     assert not np.allclose(v, ref["h"] @ ref["w_h"], atol=1.0)
     # The feature party never receives delta in clear: the only cut-layer data it gets is the
     # encrypted delta~ and its own (masked) input gradient.
@@ -104,7 +115,7 @@ def test_transcript_leakage_table(scheme: Scheme) -> None:
     for msg in at_retailer:
         if isinstance(msg.payload, np.ndarray) and msg.payload.shape == ref["delta"].shape:
             assert not np.allclose(msg.payload, ref["delta"], atol=1e-3)
-    gh = next(m.payload for m in at_retailer if m.topic == "snn/gh")
+    gh = values(next(m.payload for m in at_retailer if m.topic == "snn/gh"), (12, 3))
     assert not np.allclose(gh, ref["defended"] @ ref["w_h"].T, atol=1.0)  # still masked by M
     assert {m.topic for m in at_retailer} == {
         "snn/key",
@@ -120,7 +131,51 @@ def test_ckks_owner_releases_rounded_decryptions() -> None:
     cfg = crypto(Scheme.CKKS)
     owner = make_key_owner(cfg, rng=SeededRandom(5))
     x = np.linspace(-1, 1, 24).reshape(8, 3)
-    released = owner.decrypt(owner.encrypt(x))
+    released = owner.reveal(owner.encrypt(x), np.zeros_like(x))
     grid = released * 2.0**cfg.release_bits
     np.testing.assert_allclose(grid, np.round(grid), atol=1e-6)
     np.testing.assert_allclose(released, x, atol=2.0**-cfg.release_bits + 1e-5)
+
+
+@pytest.mark.parametrize("scheme", [Scheme.PLAIN, Scheme.PAILLIER], ids=lambda s: s.value)
+def test_momentum_on_shares_is_heavy_ball_sgd_on_w_h(scheme: Scheme) -> None:
+    rng = np.random.default_rng(4)
+    hs = [rng.normal(size=(10, 3)) for _ in range(2)]
+    deltas = [rng.normal(size=(10, 2)) / 10 for _ in range(2)]
+    a0, w0, mu, lr = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), 0.9, 0.1
+    cfg = crypto(scheme)
+    net = InMemoryNetwork(["bank", "retailer"], job_id="momentum", seed=0)
+
+    def feature(ch: Any) -> Any:
+        owner = make_key_owner(cfg, rng=SeededRandom(2))
+        ch.send("bank", "snn/key", owner.public)
+        ev = make_evaluator(cfg, ch.recv("bank", "snn/key"))
+        share = FeatureShare(
+            peer="bank", owner=owner, evaluator=ev, share=a0.copy(), crypto=cfg, momentum=mu
+        )
+        for h in hs:
+            share.forward(ch, h, train=True)
+            share.backward(ch)
+        return share.share
+
+    def label(ch: Any) -> Any:
+        ev = make_evaluator(cfg, ch.recv("retailer", "snn/key"))
+        owner = make_key_owner(cfg, rng=SeededRandom(3))
+        ch.send("retailer", "snn/key", owner.public)
+        share = LabelShare(peer="retailer", evaluator=ev, share=w0.copy(), crypto=cfg, momentum=mu)
+        for delta in deltas:
+            share.forward(ch, rows=10, train=True)
+            share.backward(
+                ch,
+                owner=owner,
+                ct_delta_defended=owner.encrypt(delta),
+                delta_defended=delta,
+                delta=delta,
+                lr=lr,
+            )
+        return share.share
+
+    out = run_parties({"bank": label, "retailer": feature}, network=net, timeout=120)
+    g1, g2 = (h.T @ d for h, d in zip(hs, deltas, strict=True))
+    expected = a0 + w0 - lr * g1 - lr * (mu * g1 + g2)
+    np.testing.assert_allclose(out["bank"] + out["retailer"], expected, atol=1e-5)

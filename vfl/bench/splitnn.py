@@ -1,13 +1,18 @@
-"""``vfl bench splitnn``: split NN on default credit, plain vs Paillier vs CKKS, against a
-centralised torch MLP of the same total architecture trained in the same run.
+"""``vfl bench splitnn``: split NN, plain vs Paillier vs CKKS, against a centralised torch MLP of
+the same total architecture trained in the same run, on default credit (and Vehicle).
 
-Bank (guest, label ``y``, 13 columns) and retailer (host, 10 columns); 80/20 split by id with a
-fixed seed. Architecture: bottoms ``13 -> 16 -> 8`` and ``10 -> 16 -> 8`` (ReLU), interactive
-layer ``16 -> 8`` (ReLU), top ``8 -> 1``; the centralised MLP concatenates the two bottoms. With
-``--transport grpc`` (default) each party is its own OS process (``python -m vfl.bench.splitnn
-SPEC.json``) over the mutual-TLS gRPC transport; ``memory`` runs them as threads. Paillier runs on ``--paillier-rows`` rows and is evaluated on ``--paillier-test-rows`` test rows
-(both reported). Leak AUCs come from the gradients the retailer received, with and without the
-default defence.
+Bank (guest, label ``y``) and retailer (host); 80/20 split by id with a fixed seed (0).
+Architecture: bottoms ``n_g -> 16 -> 8`` and ``n_h -> 16 -> 8`` (ReLU), interactive layer
+``16 -> 8`` (ReLU), top ``8 -> 1`` (binary) or ``8 -> K``; the centralised MLP concatenates the
+two bottoms. Both start from the same weights (built in the same order from ``--seed``), except
+the interactive layer's feature-party part ``W_H``, which in the split NN is the sum of two
+secret random shares (same variance as torch's init). With ``--transport grpc`` (default) each
+party is its own OS process (``python -m vfl.bench.splitnn SPEC.json``) over the mutual-TLS gRPC
+transport; ``memory`` runs them as threads. CKKS runs once per ``--seeds`` value (AUC tracking
+over seeds); Paillier runs ``--paillier-epochs`` (batch ``--paillier-batch-size``) on
+``--paillier-rows`` rows (0 = all) and is compared with the centralised MLP trained for as many
+epochs on the same batches. Leak AUCs come from the gradients
+the retailer received, with and without the default defence.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,40 @@ __all__ = ["add_arguments", "run"]
 
 DATA = str(shared_data_dir())
 UNITS = 8
+SPLIT_SEED = 0  # the 80/20 train/test split by id, fixed across model seeds
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    guest: str
+    host: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    interactive_lr: float
+
+
+DATASETS = {
+    "credit": Dataset(
+        "default credit, bank = guest (y + 13 columns), retailer = host (10 columns)",
+        "default_credit_hetero_guest.csv",
+        "default_credit_hetero_host.csv",
+        epochs=5,
+        batch_size=1024,
+        learning_rate=0.01,
+        interactive_lr=0.05,
+    ),
+    "vehicle": Dataset(
+        "Vehicle (4 classes), bank = guest (y + 9 columns), retailer = host (9 columns)",
+        "vehicle_scale_hetero_guest.csv",
+        "vehicle_scale_hetero_host.csv",
+        epochs=60,
+        batch_size=32,
+        learning_rate=0.01,
+        interactive_lr=0.5,
+    ),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +96,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--rows", type=int, default=0, help="cap on training rows (0 = all)")
-    parser.add_argument("--paillier-rows", type=int, default=256)
-    parser.add_argument("--paillier-test-rows", type=int, default=256)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--paillier-epochs", type=int, default=1)
+    parser.add_argument("--paillier-batch-size", type=int, default=128)
+    parser.add_argument("--paillier-rows", type=int, default=0, help="0 = all training rows")
+    parser.add_argument("--paillier-test-rows", type=int, default=0, help="0 = all test rows")
     parser.add_argument("--key-bits", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes per party for Paillier (0 = serial)",
+    )
+    parser.add_argument("--credit", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--vehicle", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--transport",
         choices=["grpc", "memory"],
@@ -68,71 +118,103 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _data(args: argparse.Namespace) -> tuple[pd.DataFrame, ...]:
-    g = pd.read_csv(f"{args.data_dir}/default_credit_hetero_guest.csv")
-    h = pd.read_csv(f"{args.data_dir}/default_credit_hetero_host.csv")
+# -- data and models ------------------------------------------------------------------------------
+def _data(data_dir: str, dataset: str, rows: int = 0) -> tuple[pd.DataFrame, ...]:
+    spec = DATASETS[dataset]
+    g = pd.read_csv(f"{data_dir}/{spec.guest}")
+    h = pd.read_csv(f"{data_dir}/{spec.host}")
     if not (g["id"].to_numpy() == h["id"].to_numpy()).all():
         raise ValueError("guest and host files are not in the same id order")
-    test = np.random.default_rng(args.seed).random(len(g)) < 0.2
+    test = np.random.default_rng(SPLIT_SEED).random(len(g)) < 0.2
     g_tr, g_te = g[~test].drop(columns="id"), g[test].drop(columns="id")
     h_tr, h_te = h[~test].drop(columns="id"), h[test].drop(columns="id")
-    if args.rows:
-        g_tr, h_tr = g_tr.iloc[: args.rows], h_tr.iloc[: args.rows]
+    if rows:
+        g_tr, h_tr = g_tr.iloc[:rows], h_tr.iloc[:rows]
     return g_tr, h_tr, g_te, h_te
 
 
+def _modules(seed: int, n_g: int, n_h: int, n_out: int) -> tuple[nn.Module, ...]:
+    """Bottoms, the interactive ``Linear(16, 8)`` and the output layer, in one seeded order."""
+    torch.manual_seed(seed)
+    bottom_g, bottom_h = build_mlp([n_g, 16, 8]), build_mlp([n_h, 16, 8])
+    return bottom_g, bottom_h, nn.Linear(16, UNITS), nn.Linear(UNITS, n_out)
+
+
 def _config(
-    args: argparse.Namespace, scheme: Scheme, *, defence: float, epochs: int
+    *,
+    scheme: Scheme,
+    defence: float,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    key_bits: int,
+    processes: int,
+    interactive_lr: float = 0.05,
 ) -> SplitNNConfig:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        crypto = CryptoConfig(scheme=scheme, key_bits=args.key_bits)
+        crypto = CryptoConfig(
+            scheme=scheme,
+            key_bits=key_bits,
+            processes=(processes or None) if scheme is Scheme.PAILLIER else None,
+        )
     return SplitNNConfig(
         epochs=epochs,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        interactive_lr=interactive_lr,
         interactive_units=UNITS,
         validation_fraction=0.0,
-        seed=args.seed,
+        seed=seed,
         crypto=crypto,
         defence=DefenceConfig(noise_multiplier=defence),
     )
 
 
-def _parties(cfg: SplitNNConfig) -> tuple[SplitNNLabelParty, SplitNNFeatureParty]:
-    torch.manual_seed(cfg.seed)
+def _parties(
+    cfg: SplitNNConfig, n_g: int, n_h: int, n_out: int
+) -> tuple[SplitNNLabelParty, SplitNNFeatureParty]:
+    """The split model starting from the centralised model's weights (``W_H`` aside)."""
+    bottom_g, bottom_h, joint, out = _modules(cfg.seed, n_g, n_h, n_out)
+    assert isinstance(joint, nn.Linear)
+    own = nn.Linear(8, UNITS)
+    with torch.no_grad():
+        own.weight.copy_(joint.weight[:, :8])
+        own.bias.copy_(joint.bias)
     label = SplitNNLabelParty(
-        nn.Sequential(nn.ReLU(), nn.Linear(UNITS, 1)),
-        bottom=build_mlp([13, 16, 8]),
+        nn.Sequential(nn.ReLU(), out),
+        bottom=bottom_g,
         config=cfg,
         feature_parties=["retailer"],
     )
-    feature = SplitNNFeatureParty(build_mlp([10, 16, 8]), config=cfg, label_party="bank")
+    label.own = own
+    feature = SplitNNFeatureParty(bottom_h, config=cfg, label_party="bank")
     return label, feature
 
 
 def _summary(
     cfg: SplitNNConfig, label: SplitNNLabelParty, metrics: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
-    return {
+    out = {
         "scheme": cfg.crypto.scheme.value,
+        "seed": cfg.seed,
         "epochs": len(label.history),
         "epoch_seconds": [r["seconds"] for r in label.history],
         "samples_per_s": float(np.mean([r["samples_per_s"] for r in label.history])),
-        "test_auc": metrics["test_auc"],
         "privacy": label.privacy,
         **extra,
     }
+    for key in ("test_auc", "test_accuracy"):
+        if key in metrics:
+            out[key] = metrics[key]
+    return out
 
 
-def _split_run(
-    cfg: SplitNNConfig,
-    g_tr: pd.DataFrame,
-    h_tr: pd.DataFrame,
-    g_te: pd.DataFrame,
-    h_te: pd.DataFrame,
-) -> dict[str, Any]:
+# -- one split run ----------------------------------------------------------------------------------
+def _memory_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Both parties as threads over the in-memory transport."""
-    label, feature = _parties(cfg)
+    g_tr, h_tr, g_te, h_te, cfg, label, feature = _prepare(spec)
     net = InMemoryNetwork(["bank", "retailer"], job_id="bench-splitnn")
     start = time.perf_counter()
     run_parties(
@@ -144,7 +226,6 @@ def _split_run(
         timeout=24 * 3600,
     )
     fit_seconds = time.perf_counter() - start
-    train_bytes = net.transcript.bytes_sent()
     metrics = run_parties(
         {
             "bank": lambda ch: label.evaluate(g_te, channel=ch),
@@ -161,8 +242,27 @@ def _split_run(
         train_rows=len(g_tr),
         test_rows=len(g_te),
         fit_seconds=fit_seconds,
-        train_bytes_per_sample=train_bytes / (len(g_tr) * max(len(label.history), 1)),
     )
+
+
+def _prepare(spec: dict[str, Any]) -> tuple[Any, ...]:
+    g_tr, h_tr, g_te, h_te = _data(spec["data_dir"], spec["dataset"], spec["rows"])
+    if spec["test_rows"]:
+        g_te, h_te = g_te.iloc[: spec["test_rows"]], h_te.iloc[: spec["test_rows"]]
+    cfg = _config(
+        scheme=Scheme(spec["scheme"]),
+        defence=spec["defence"],
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"],
+        seed=spec["seed"],
+        key_bits=spec["key_bits"],
+        processes=spec["processes"],
+        interactive_lr=spec.get("interactive_lr", 0.05),
+    )
+    n_out = int(g_tr["y"].nunique())
+    label, feature = _parties(cfg, g_tr.shape[1] - 1, h_tr.shape[1], 1 if n_out == 2 else n_out)
+    return g_tr, h_tr, g_te, h_te, cfg, label, feature
 
 
 def _free_port() -> int:
@@ -172,15 +272,7 @@ def _free_port() -> int:
         return port
 
 
-def _grpc_run(
-    args: argparse.Namespace,
-    scheme: Scheme,
-    *,
-    defence: float,
-    epochs: int,
-    rows: int,
-    test_rows: int,
-) -> dict[str, Any]:
+def _grpc_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Both parties as OS processes over the mutual-TLS gRPC transport (``_worker`` below)."""
     from protocols.pki import init_federation
 
@@ -189,17 +281,9 @@ def _grpc_run(
         addresses = {n: f"127.0.0.1:{_free_port()}" for n in ("bank", "retailer")}
         federation = init_federation(["bank", "retailer"], root / "fed", addresses=addresses)
         spec = {
+            **spec,
             "federation": str(federation),
-            "job_id": f"bench-splitnn-{scheme.value}-{os.getpid()}-{time.time_ns()}",
-            "scheme": scheme.value,
-            "defence": defence,
-            "epochs": epochs,
-            "rows": rows,
-            "test_rows": test_rows,
-            "batch_size": args.batch_size,
-            "key_bits": args.key_bits,
-            "seed": args.seed,
-            "data_dir": args.data_dir,
+            "job_id": f"bench-splitnn-{spec['scheme']}-{os.getpid()}-{time.time_ns()}",
         }
         procs = {}
         for party in ("bank", "retailer"):
@@ -233,18 +317,7 @@ def _worker(spec_path: str) -> int:
 
     spec = json.loads(Path(spec_path).read_text())
     torch.set_num_threads(1)
-    args = argparse.Namespace(
-        data_dir=spec["data_dir"],
-        seed=spec["seed"],
-        rows=spec["rows"],
-        batch_size=spec["batch_size"],
-        key_bits=spec["key_bits"],
-    )
-    g_tr, h_tr, g_te, h_te = _data(args)
-    if spec["test_rows"]:
-        g_te, h_te = g_te.iloc[: spec["test_rows"]], h_te.iloc[: spec["test_rows"]]
-    cfg = _config(args, Scheme(spec["scheme"]), defence=spec["defence"], epochs=spec["epochs"])
-    label, feature = _parties(cfg)
+    g_tr, h_tr, g_te, h_te, cfg, label, feature = _prepare(spec)
     node = PartyNode(load_federation(spec["federation"]), spec["party"]).start()
     try:
         channel = MeteredChannel(node.channel(spec["job_id"], default_timeout=3600.0))
@@ -276,93 +349,105 @@ def _worker(spec_path: str) -> int:
     return 0
 
 
+# -- the centralised baseline -----------------------------------------------------------------------
 def _centralised(
-    args: argparse.Namespace,
-    g_tr: pd.DataFrame,
-    h_tr: pd.DataFrame,
-    g_te: pd.DataFrame,
-    h_te: pd.DataFrame,
+    data_dir: str, dataset: str, *, seed: int, epochs: int, batch_size: int, learning_rate: float
 ) -> dict[str, Any]:
-    """The same total architecture on the joined features, same optimiser, batches and epochs."""
-    torch.manual_seed(args.seed)
-    bottom_g, bottom_h = build_mlp([13, 16, 8]), build_mlp([10, 16, 8])
-    head = nn.Sequential(nn.Linear(16, UNITS), nn.ReLU(), nn.Linear(UNITS, 1))
+    """The same total architecture and initial weights on the joined features; same optimiser
+    (Adam), learning rate, batches and epochs."""
+    g_tr, h_tr, g_te, h_te = _data(data_dir, dataset)
+    classes = np.unique(g_tr["y"].to_numpy())
+    binary = classes.size == 2
+    bottom_g, bottom_h, joint, out = _modules(
+        seed, g_tr.shape[1] - 1, h_tr.shape[1], 1 if binary else int(classes.size)
+    )
+    head = nn.Sequential(joint, nn.ReLU(), out)
     params = [*bottom_g.parameters(), *bottom_h.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=0.01)
+    opt = torch.optim.Adam(params, lr=learning_rate)
 
     def model(xg: torch.Tensor, xh: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = head(torch.cat([bottom_g(xg), bottom_h(xh)], dim=1))
-        return out.reshape(-1)
+        logits: torch.Tensor = head(torch.cat([bottom_g(xg), bottom_h(xh)], dim=1))
+        return logits.reshape(-1) if binary else logits
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if binary:
+            return nn.functional.binary_cross_entropy_with_logits(logits, y.float())
+        return nn.functional.cross_entropy(logits, y)
 
     xg = torch.tensor(g_tr.drop(columns="y").to_numpy(np.float32))
     xh = torch.tensor(h_tr.to_numpy(np.float32))
-    y = torch.tensor(g_tr["y"].to_numpy(np.float32))
+    y = torch.from_numpy(np.searchsorted(classes, g_tr["y"].to_numpy()).astype(np.int64))
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        order = np.random.default_rng([args.seed, epoch]).permutation(len(y))
-        for s in range(0, len(y), args.batch_size):
-            idx = torch.from_numpy(order[s : s + args.batch_size])
-            loss = nn.functional.binary_cross_entropy_with_logits(model(xg[idx], xh[idx]), y[idx])
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(len(y))
+        for s in range(0, len(y), batch_size):
+            idx = torch.from_numpy(order[s : s + batch_size])
+            loss = loss_fn(model(xg[idx], xh[idx]), y[idx])
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        p = torch.sigmoid(
-            model(
-                torch.tensor(g_te.drop(columns="y").to_numpy(np.float32)),
-                torch.tensor(h_te.to_numpy(np.float32)),
-            )
-        ).numpy()
-    return {
-        "name": "centralised torch MLP, same architecture, joined features",
-        "test_auc": auc(g_te["y"].to_numpy(), p),
-        "samples_per_s": len(y) * args.epochs / seconds,
+        logits = model(
+            torch.tensor(g_te.drop(columns="y").to_numpy(np.float32)),
+            torch.tensor(h_te.to_numpy(np.float32)),
+        )
+    y_te = np.searchsorted(classes, g_te["y"].to_numpy())
+    result: dict[str, Any] = {
+        "name": "centralised torch MLP, same architecture and initial weights, joined features",
+        "seed": seed,
+        "epochs": epochs,
+        "samples_per_s": len(y) * epochs / seconds,
     }
+    if binary:
+        result["test_auc"] = auc(y_te, torch.sigmoid(logits).numpy())
+    else:
+        result["test_accuracy"] = float(np.mean(logits.argmax(dim=1).numpy() == y_te))
+    return result
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    g_tr, h_tr, g_te, h_te = _data(args)
-    base = _centralised(args, g_tr, h_tr, g_te, h_te)
-
-    def one(
-        scheme: Scheme, *, defence: float, epochs: int, rows: int = 0, test_rows: int = 0
-    ) -> dict[str, Any]:
-        if args.transport == "grpc":
-            return _grpc_run(
-                args,
-                scheme,
-                defence=defence,
-                epochs=epochs,
-                rows=rows or args.rows,
-                test_rows=test_rows,
-            )
-        n, t = rows or len(g_tr), test_rows or len(g_te)
-        cfg = _config(args, scheme, defence=defence, epochs=epochs)
-        return _split_run(cfg, g_tr.iloc[:n], h_tr.iloc[:n], g_te.iloc[:t], h_te.iloc[:t])
-
-    runs = {
-        "plain": one(Scheme.PLAIN, defence=0.0, epochs=args.epochs),
-        "ckks": one(Scheme.CKKS, defence=0.0, epochs=args.epochs),
-        "ckks_defended": one(
-            Scheme.CKKS, defence=DefenceConfig().noise_multiplier, epochs=args.epochs
-        ),
-    }
-    n_p, n_pt = args.paillier_rows, args.paillier_test_rows
-    if n_p > 0:
-        runs["paillier"] = one(Scheme.PAILLIER, defence=0.0, epochs=1, rows=n_p, test_rows=n_pt)
-        runs["paillier"]["note"] = f"1 epoch on {n_p} training rows, tested on {n_pt} test rows"
+def _credit(args: argparse.Namespace, one: Any, central: Any) -> dict[str, Any]:
+    """Default credit: plain, CKKS over ``--seeds``, CKKS defended, Paillier; baselines."""
+    seed0 = args.seeds[0]
+    base = central(seed0)
+    runs: dict[str, Any] = {"plain": one(Scheme.PLAIN)}
+    tracking = []
+    for seed in args.seeds:
+        ckks = one(Scheme.CKKS, seed=seed)
+        reference = base if seed == seed0 else central(seed)
+        if seed == seed0:
+            runs["ckks"] = ckks
+        tracking.append(
+            {
+                "seed": seed,
+                "centralised_test_auc": reference["test_auc"],
+                "ckks_test_auc": ckks["test_auc"],
+                "difference": ckks["test_auc"] - reference["test_auc"],
+            }
+        )
+    runs["ckks_defended"] = one(Scheme.CKKS, defence=DefenceConfig().noise_multiplier)
+    paillier_base = central(seed0, epochs=args.paillier_epochs, batch_size=args.paillier_batch_size)
+    runs["paillier"] = one(
+        Scheme.PAILLIER,
+        epochs=args.paillier_epochs,
+        batch_size=args.paillier_batch_size,
+        rows=args.paillier_rows,
+        test_rows=args.paillier_test_rows,
+    )
     plain_rate = runs["plain"]["samples_per_s"]
     return {
-        "benchmark": "splitnn",
-        "machine": machine_info(),
-        "transport": args.transport,
-        "dataset": "default credit, bank = guest (y + 13 columns), retailer = host (10 columns)",
+        "dataset": DATASETS["credit"].name,
         "baseline": base,
         "runs": runs,
+        "ckks_tracking": tracking,
+        "paillier_baseline": paillier_base,
         "ratios": {
             "ckks_auc_minus_centralised": runs["ckks"]["test_auc"] - base["test_auc"],
+            "ckks_auc_minus_centralised_max_abs_over_seeds": max(
+                abs(t["difference"]) for t in tracking
+            ),
+            "paillier_auc_minus_centralised_same_epochs": runs["paillier"]["test_auc"]
+            - paillier_base["test_auc"],
             "defended_auc_drop": runs["ckks"]["test_auc"] - runs["ckks_defended"]["test_auc"],
             **{
                 f"{k}_throughput_vs_plain": v["samples_per_s"] / plain_rate
@@ -371,6 +456,88 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         },
     }
+
+
+# -- the benchmark --------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    credit = DATASETS["credit"]
+    base_spec: dict[str, Any] = {
+        "data_dir": args.data_dir,
+        "key_bits": args.key_bits,
+        "processes": args.processes,
+        "rows": args.rows,
+        "test_rows": 0,
+    }
+
+    def one(scheme: Scheme, *, dataset: str = "credit", **kw: Any) -> dict[str, Any]:
+        spec = {
+            **base_spec,
+            "dataset": dataset,
+            "scheme": scheme.value,
+            "defence": 0.0,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": credit.learning_rate,
+            "seed": args.seeds[0],
+            **kw,
+        }
+        return _grpc_run(spec) if args.transport == "grpc" else _memory_run(spec)
+
+    def central(seed: int, *, dataset: str = "credit", epochs: int = 0, batch_size: int = 0) -> Any:
+        spec = DATASETS[dataset]
+        return _centralised(
+            args.data_dir,
+            dataset,
+            seed=seed,
+            epochs=epochs or (args.epochs if dataset == "credit" else spec.epochs),
+            batch_size=batch_size or (args.batch_size if dataset == "credit" else spec.batch_size),
+            learning_rate=spec.learning_rate,
+        )
+
+    result: dict[str, Any] = {
+        "benchmark": "splitnn",
+        "machine": machine_info(),
+        "transport": args.transport,
+    }
+    if args.credit:
+        result.update(_credit(args, one, central))
+    if args.vehicle:
+        vehicle = DATASETS["vehicle"]
+        vehicle_runs = []
+        for seed in args.seeds:
+            reference = central(seed, dataset="vehicle")
+            split = one(
+                Scheme.CKKS,
+                dataset="vehicle",
+                seed=seed,
+                epochs=vehicle.epochs,
+                batch_size=vehicle.batch_size,
+                learning_rate=vehicle.learning_rate,
+                interactive_lr=vehicle.interactive_lr,
+            )
+            vehicle_runs.append(
+                {
+                    "seed": seed,
+                    "centralised_test_accuracy": reference["test_accuracy"],
+                    "ckks_test_accuracy": split["test_accuracy"],
+                    "difference_points": 100
+                    * (split["test_accuracy"] - reference["test_accuracy"]),
+                    "ckks_samples_per_s": split["samples_per_s"],
+                }
+            )
+        result["vehicle"] = {
+            "dataset": vehicle.name,
+            "epochs": vehicle.epochs,
+            "batch_size": vehicle.batch_size,
+            "learning_rate": vehicle.learning_rate,
+            "interactive_lr": vehicle.interactive_lr,
+            "runs": vehicle_runs,
+            "mean_difference_points": float(
+                np.mean([r["difference_points"] for r in vehicle_runs])
+            ),
+        }
+    return result
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ DEFAULT_MASK_BOUND = {Scheme.PLAIN: 2.0**12, Scheme.PAILLIER: 2.0**20, Scheme.CK
 
 @dataclass(frozen=True)
 class CryptoConfig:
-    """Scheme and key sizes. ``mask_bound=None`` takes :data:`DEFAULT_MASK_BOUND`."""
+    """Scheme and key sizes. ``mask_bound=None`` takes :data:`DEFAULT_MASK_BOUND` (plain and
+    CKKS; Paillier masks are integers with 40 bits of slack). ``processes`` spreads Paillier
+    encryption, multi-exponentiation and decryption over that many worker processes.
+    """
 
     scheme: Scheme = Scheme.CKKS
     key_bits: int = 2048
@@ -45,6 +48,7 @@ class CryptoConfig:
     weight_noise: float = 1.0
     release_bits: int = 20
     insecure_allow_small_keys: bool = False
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.scheme, Scheme):
@@ -57,6 +61,8 @@ class CryptoConfig:
             raise ConfigError("crypto.mask_bound must be <= 2**16 with CKKS (plaintext range)")
         if not 0 <= self.weight_noise <= 2.0**10:
             raise ConfigError("crypto.weight_noise must be in [0, 1024]")
+        if self.processes is not None and not 1 <= self.processes <= 256:
+            raise ConfigError("crypto.processes must be in [1, 256]")
         if not 8 <= self.release_bits <= 30:
             raise ConfigError("crypto.release_bits must be in [8, 30]")
         if self.scheme is Scheme.PLAIN:
@@ -99,18 +105,24 @@ class DefenceConfig:
 
 @dataclass(frozen=True)
 class SplitNNConfig:
-    """Training settings shared by every party of a split-NN job."""
+    """Training settings shared by every party of a split-NN job.
+
+    ``interactive_lr`` / ``interactive_momentum``: SGD (heavy-ball) on the shared interactive
+    weights ``W_H``; ``label_dp_epsilon``: train on randomised-response labels (``None`` = off).
+    """
 
     epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 0.01
     interactive_lr: float = 0.05
+    interactive_momentum: float = 0.0
     interactive_units: int = 8
     lr_decay: float = 1.0
     validation_fraction: float = 0.1
     patience: int = 3
     seed: int = 0
     attack_meter: bool = True
+    label_dp_epsilon: float | None = None
     crypto: CryptoConfig = field(default_factory=CryptoConfig)
     defence: DefenceConfig = field(default_factory=DefenceConfig)
 
@@ -120,10 +132,18 @@ class SplitNNConfig:
             (self.batch_size >= 2, "model.batch_size must be >= 2"),
             (self.learning_rate > 0, "model.learning_rate must be positive"),
             (self.interactive_lr > 0, "model.interactive_lr must be positive"),
+            (
+                0 <= self.interactive_momentum < 1,
+                "model.interactive_momentum must be in [0, 1)",
+            ),
             (self.interactive_units >= 1, "model.interactive_units must be >= 1"),
             (0 < self.lr_decay <= 1, "model.lr_decay must be in (0, 1]"),
             (0 <= self.validation_fraction < 0.5, "model.validation_fraction must be in [0, 0.5)"),
             (self.patience >= 1, "model.patience must be >= 1"),
+            (
+                self.label_dp_epsilon is None or 0 < self.label_dp_epsilon <= 50,
+                "model.label_dp_epsilon must be in (0, 50]",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -137,6 +157,7 @@ class SplitNNConfig:
         """SHA-256 over the settings every party must share (JSON, sorted keys)."""
         data = asdict(self)
         data["crypto"]["scheme"] = self.crypto.scheme.value
+        del data["crypto"]["processes"]  # a local performance choice, not a shared setting
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -146,7 +167,8 @@ class SplitNNConfig:
     ) -> SplitNNConfig:
         """Build from a job file's ``[model]`` and ``[crypto]`` tables; unknown keys are errors.
 
-        ``[model]`` may also hold ``defence_noise`` / ``defence_clip`` (the defence) and the
+        ``[model]`` may also hold ``defence_noise`` / ``defence_clip`` (the defence),
+        ``label_dp_epsilon`` (randomised response on the training labels) and the
         layer keys read by :func:`vfl.split_nn.build_mlp` callers (``bottom_layers``,
         ``top_layers``, ``embedding_dim``), which are returned untouched by
         :func:`model_layers`.
@@ -161,6 +183,8 @@ class SplitNNConfig:
                 defence["noise_multiplier"] = _number(value, f"model.{key}")
             elif key == "defence_clip":
                 defence["clip"] = _number(value, f"model.{key}")
+            elif key == "label_dp_epsilon":
+                kwargs[key] = _number(value, f"model.{key}")
             elif key in scalars:
                 kwargs[key] = _typed(value, scalars[key], f"model.{key}")
             else:
@@ -180,6 +204,8 @@ class SplitNNConfig:
                 crypto_kwargs[key] = _typed(value, "str", f"crypto.{key}")
             elif key in ("mask_bound", "weight_noise"):
                 crypto_kwargs[key] = _number(value, f"crypto.{key}")
+            elif key == "processes":
+                crypto_kwargs[key] = _typed(value, "int", f"crypto.{key}")
             elif key == "insecure_allow_small_keys":
                 crypto_kwargs[key] = _typed(value, "bool", f"crypto.{key}")
             else:

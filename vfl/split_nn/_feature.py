@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from vfl.split_nn._attacks import attack_scores
 from vfl.split_nn._backends import make_evaluator, make_key_owner
 from vfl.split_nn._checkpoint import list_epochs, load_checkpoint, save_checkpoint
 from vfl.split_nn._config import SplitNNConfig
-from vfl.split_nn._interactive import FeatureShare, xavier_half
+from vfl.split_nn._interactive import FeatureShare, share_init
 from vfl.split_nn._plan import batches, chunks, handshake, split_rows
 from vfl.split_nn._tensors import embedding_dim, features
 
@@ -52,6 +53,7 @@ class SplitNNFeatureParty:
         self.checkpoint_dir = checkpoint_dir
         self._rng = rng
         self._share: np.ndarray | None = None
+        self._noise_velocity: np.ndarray | None = None
         self.optimizer = torch.optim.Adam(bottom.parameters(), lr=config.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
         self._resume_best: dict[str, Any] | None = None
@@ -75,13 +77,17 @@ class SplitNNFeatureParty:
         owner = make_key_owner(self.config.crypto, rng=self._rng)
         channel.send(self.label_party, "snn/key", owner.public)
         evaluator = make_evaluator(
-            self.config.crypto.scheme, channel.recv(self.label_party, "snn/key"), rng=self._rng
+            self.config.crypto, channel.recv(self.label_party, "snn/key"), rng=self._rng
         )
+        plan = channel.recv(self.label_party, "snn/plan")
+        fan_in = plan.get("fan_in") if isinstance(plan, dict) else None
+        if not isinstance(fan_in, int) or fan_in < d:
+            raise VflError("label party sent no interactive-layer width")
         if self._share is None:
             if not train:
                 raise VflError("predict before fit: this feature party has no trained share")
             m = self.config.interactive_units
-            self._share = xavier_half((d, m), rng=self._rng)
+            self._share = share_init((d, m), fan_in=fan_in, rng=self._rng)
         share = FeatureShare(
             peer=self.label_party,
             owner=owner,
@@ -89,18 +95,33 @@ class SplitNNFeatureParty:
             share=self._share,
             crypto=self.config.crypto,
             rng=self._rng,
+            momentum=self.config.interactive_momentum,
         )
+        if self._noise_velocity is not None:
+            share.noise_velocity = self._noise_velocity
         return share, other, x
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame, *, channel: Channel) -> SplitNNFeatureParty:
-        """Train with the label party over ``channel``; ``df`` rows in the agreed (PSI) order."""
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        channel: Channel,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SplitNNFeatureParty:
+        """Train with the label party over ``channel``; ``df`` rows in the agreed (PSI) order.
+
+        ``on_epoch`` is called after every epoch with ``{"round": epoch (1-based), "metrics": {},
+        "seconds"}`` (a feature party has no labels, so no loss or validation metrics).
+        """
         share, _, x = self._session(channel, df, train=True)
         start = 0
         resume = channel.recv(self.label_party, "snn/resume")
         if resume is not None:
             self._load(int(resume))
             share.share = self._share  # type: ignore[assignment]
+            if self._noise_velocity is not None:
+                share.noise_velocity = self._noise_velocity
             start = int(resume) + 1
         train_rows, val_rows = split_rows(x.shape[0], self.config)
         best: dict[str, Any] | None = None
@@ -108,6 +129,7 @@ class SplitNNFeatureParty:
             ctl = channel.recv(self.label_party, "snn/ctl")
             if ctl.get("stop"):
                 break
+            epoch_started = time.perf_counter()
             self.bottom.train()
             norm_scores, dir_scores = [], []
             for rows in batches(
@@ -125,6 +147,7 @@ class SplitNNFeatureParty:
                     dir_scores.append(d_s)
             self.scheduler.step()
             self._share = share.share
+            self._noise_velocity = share.noise_velocity
             if self.config.attack_meter:
                 channel.send(self.label_party, "snn/scores_norm", np.concatenate(norm_scores))
                 channel.send(self.label_party, "snn/scores_dir", np.concatenate(dir_scores))
@@ -139,6 +162,14 @@ class SplitNNFeatureParty:
                     state["best"] = best
                 save_checkpoint(self.checkpoint_dir, epoch, state)
             log.info("feature party %s: epoch %d done", channel.party, epoch + 1)
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        "round": epoch + 1,
+                        "metrics": {},
+                        "seconds": time.perf_counter() - epoch_started,
+                    }
+                )
         else:
             channel.recv(self.label_party, "snn/ctl")
         if best is None and resume is not None:
@@ -178,11 +209,18 @@ class SplitNNFeatureParty:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "share": torch.from_numpy(self._share.copy()),
+            "noise_velocity": torch.from_numpy(
+                np.zeros_like(self._share)
+                if self._noise_velocity is None
+                else self._noise_velocity.copy()
+            ),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.bottom.load_state_dict(state["bottom"])
         self._share = state["share"].double().numpy().copy()
+        if "noise_velocity" in state:
+            self._noise_velocity = state["noise_velocity"].double().numpy().copy()
 
     def _load(self, epoch: int) -> None:
         if self.checkpoint_dir is None:

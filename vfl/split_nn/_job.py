@@ -10,13 +10,16 @@ interactive layer's ReLU, default ``[]``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from torch import nn
 
 from crypto.random import RandomSource
@@ -54,11 +57,18 @@ def parse_split_nn_model(
     scheme: str,
     key_bits: int,
     insecure_allow_small_keys: bool = False,
+    processes: int | None = None,
 ) -> SplitNNJobModel:
-    """Parse ``[model]`` with the job's ``crypto.scheme`` / ``crypto.key_bits``; errors name the key."""
+    """Parse ``[model]`` with the job's ``crypto.scheme`` / ``crypto.key_bits``; errors name the key.
+
+    ``processes`` (a job's ``[crypto] processes``, when the runner passes it) spreads Paillier
+    work over that many worker processes at this party.
+    """
     crypto: dict[str, Any] = {"scheme": scheme, "key_bits": key_bits}
     if insecure_allow_small_keys:
         crypto["insecure_allow_small_keys"] = True
+    if processes is not None:
+        crypto["processes"] = processes
     config = SplitNNConfig.from_mapping(model, crypto)
     embedding = model.get("embedding_dim", 8)
     if isinstance(embedding, bool) or not isinstance(embedding, int) or embedding < 1:
@@ -76,6 +86,19 @@ def top_model(units: int, hidden: Sequence[int], n_outputs: int) -> nn.Sequentia
     return nn.Sequential(nn.ReLU(), build_mlp([units, *hidden, n_outputs], final_activation=False))
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, party: str) -> Iterator[None]:
+    """Torch's global RNG seeded from ``(seed, party)`` for module init, restored afterwards.
+
+    Initial bottom and top weights are then reproducible from the job file; they are not
+    secret (the interactive layer's shares are, and they come from the CSPRNG).
+    """
+    digest = hashlib.sha256(f"{seed}:{party}".encode()).digest()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int.from_bytes(digest[:8], "big"))
+        yield
+
+
 def run_split_nn_job(
     *,
     model: SplitNNJobModel,
@@ -89,8 +112,13 @@ def run_split_nn_job(
     label_column: str = "y",
     feature_columns: Sequence[str] | None = None,
     rng: RandomSource | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """One party's side: build its modules, train, evaluate on ``test``, save its own part.
+
+    ``on_epoch`` (every party) is called after each epoch with ``{"round": epoch (1-based),
+    "metrics": {"loss": ..., "val_auc" or "val_accuracy"} (the label party; ``{}`` at feature
+    parties), "seconds": float}``.
 
     ``train``/``test`` are this party's PSI-aligned rows (id column already dropped or listed
     out by ``feature_columns``). Returns ``metrics`` (label party only), ``history``, ``privacy``
@@ -115,9 +143,15 @@ def run_split_nn_job(
         if cols is None:
             cols = [c for c in train.columns if c != label_column]
         n_classes = int(train[label_column].nunique())
-        bottom = build_mlp([len(cols), *model.bottom_layers, model.embedding_dim]) if cols else None
+        with _seeded(cfg.seed, party):
+            bottom = (
+                build_mlp([len(cols), *model.bottom_layers, model.embedding_dim]) if cols else None
+            )
+            top = top_model(
+                cfg.interactive_units, model.top_layers, 1 if n_classes == 2 else n_classes
+            )
         estimator = SplitNNLabelParty(
-            top_model(cfg.interactive_units, model.top_layers, 1 if n_classes == 2 else n_classes),
+            top,
             config=cfg,
             feature_parties=list(feature_parties),
             bottom=bottom,
@@ -126,7 +160,7 @@ def run_split_nn_job(
             checkpoint_dir=ckpt,
             rng=rng,
         )
-        estimator.fit(train, channel=channel)
+        estimator.fit(train, channel=channel, on_epoch=on_epoch)
         timing["train"] = time.perf_counter() - start
         start = time.perf_counter()
         if test is not None and len(test):
@@ -137,15 +171,17 @@ def run_split_nn_job(
         estimator.save(path)
     else:
         cols = cols if cols is not None else list(train.columns)
+        with _seeded(cfg.seed, party):
+            feature_bottom = build_mlp([len(cols), *model.bottom_layers, model.embedding_dim])
         feature = SplitNNFeatureParty(
-            build_mlp([len(cols), *model.bottom_layers, model.embedding_dim]),
+            feature_bottom,
             config=cfg,
             label_party=label_party,
             feature_columns=cols,
             checkpoint_dir=ckpt,
             rng=rng,
         )
-        feature.fit(train, channel=channel)
+        feature.fit(train, channel=channel, on_epoch=on_epoch)
         timing["train"] = time.perf_counter() - start
         start = time.perf_counter()
         if test is not None and len(test):

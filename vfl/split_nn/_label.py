@@ -4,9 +4,10 @@ shares ``W_G`` of every feature party's interactive weights."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,12 @@ from crypto.random import RandomSource
 from protocols.channel import Channel
 from vfl.errors import VflError
 from vfl.metrics import binary_metrics, multiclass_metrics
-from vfl.split_nn._attacks import leak_auc
 from vfl.split_nn._backends import make_evaluator, make_key_owner
 from vfl.split_nn._checkpoint import common_epoch, list_epochs, load_checkpoint, save_checkpoint
 from vfl.split_nn._config import SplitNNConfig
-from vfl.split_nn._defence import defend, leak_auc_bound
-from vfl.split_nn._interactive import LabelShare, xavier_half
+from vfl.split_nn._defence import defend
+from vfl.split_nn._interactive import LabelShare, share_init
+from vfl.split_nn._label_privacy import privacy_summary, receive_leak_aucs, rr_training_labels
 from vfl.split_nn._plan import batches, handshake, split_rows
 from vfl.split_nn._tensors import embedding_dim, features
 
@@ -65,9 +66,12 @@ class SplitNNLabelParty:
         self.own: nn.Module | None = None
         self.classes_: np.ndarray | None = None
         self._shares: dict[str, np.ndarray] = {}
+        self._velocities: dict[str, np.ndarray] = {}
         self.history: list[dict[str, Any]] = []
         self.privacy: dict[str, Any] = {}
         self.optimizer: torch.optim.Optimizer | None = None
+        self._rr_labels: np.ndarray | None = None
+        self._fresh_own = False
 
     # -- data ---------------------------------------------------------------------------------
     def _columns(self, df: pd.DataFrame) -> list[str]:
@@ -102,6 +106,7 @@ class SplitNNLabelParty:
         if self.own is None:
             d = embedding_dim(self.bottom, n_features) if self.bottom is not None else 0
             self.own = nn.Linear(d, m) if d else _Bias(m)
+            self._fresh_own = True
         params = list(self.top.parameters()) + list(self.own.parameters())
         if self.bottom is not None:
             params += list(self.bottom.parameters())
@@ -109,6 +114,19 @@ class SplitNNLabelParty:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
             self.optimizer, self.config.lr_decay
         )
+
+    def _own_width(self) -> int:
+        return int(self.own.in_features) if isinstance(self.own, nn.Linear) else 0
+
+    def _init_own(self, fan_in: int) -> None:
+        """Initialise the own part ``W_own``, ``bias`` as torch's ``nn.Linear(fan_in, m)`` does
+        (``U[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in`` the whole interactive layer's input
+        width), so the joint layer starts like the centralised model's."""
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            for param in self.own.parameters() if self.own is not None else []:
+                param.uniform_(-bound, bound)
+        self._fresh_own = False
 
     def _own_z(self, x: torch.Tensor) -> torch.Tensor:
         assert self.own is not None
@@ -124,18 +142,26 @@ class SplitNNLabelParty:
         hellos = [handshake(channel, p, label_side=True, info=info) for p in self.feature_parties]
         owner = make_key_owner(self.config.crypto, rng=self._rng)
         shares: dict[str, LabelShare] = {}
-        for peer, hello in zip(self.feature_parties, hellos, strict=True):
-            evaluator = make_evaluator(
-                self.config.crypto.scheme, channel.recv(peer, "snn/key"), rng=self._rng
-            )
-            channel.send(peer, "snn/key", owner.public)
-            d = hello.get("dim")
+        dims = [h.get("dim") for h in hellos]
+        for peer, d in zip(self.feature_parties, dims, strict=True):
             if not isinstance(d, int) or d < 1:
                 raise VflError(f"{peer} announced no embedding width")
+        fan_in = self._own_width() + sum(int(d) for d in dims if isinstance(d, int))
+        if self._fresh_own:
+            self._init_own(fan_in)
+        for peer, d in zip(self.feature_parties, dims, strict=True):
+            assert isinstance(d, int)
+            evaluator = make_evaluator(
+                self.config.crypto, channel.recv(peer, "snn/key"), rng=self._rng
+            )
+            channel.send(peer, "snn/key", owner.public)
+            channel.send(peer, "snn/plan", {"fan_in": fan_in})
             if peer not in self._shares:
                 if not train:
                     raise VflError("predict before fit: the label party has no trained shares")
-                self._shares[peer] = xavier_half((d, self.config.interactive_units), rng=self._rng)
+                self._shares[peer] = share_init(
+                    (d, self.config.interactive_units), fan_in=fan_in, rng=self._rng
+                )
             if self._shares[peer].shape[0] != d:
                 raise VflError(f"{peer} changed its embedding width to {d}")
             shares[peer] = LabelShare(
@@ -144,7 +170,10 @@ class SplitNNLabelParty:
                 share=self._shares[peer],
                 crypto=self.config.crypto,
                 rng=self._rng,
+                momentum=self.config.interactive_momentum,
             )
+            if peer in self._velocities:
+                shares[peer].velocity = self._velocities[peer]
         return shares, owner, hellos
 
     def _joint_z(
@@ -166,9 +195,22 @@ class SplitNNLabelParty:
         return torch.softmax(out, dim=1).double().numpy()
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame, *, channel: Channel) -> SplitNNLabelParty:
-        """Train with the feature parties over ``channel``; rows in the agreed (PSI) order."""
-        x, y_all = self._x(df), self._y(df)
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        channel: Channel,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SplitNNLabelParty:
+        """Train with the feature parties over ``channel``; rows in the agreed (PSI) order.
+
+        ``on_epoch`` is called after every epoch with ``{"round": epoch (1-based), "metrics":
+        {"loss", "val_auc" or "val_accuracy"}, "seconds"}``. With ``config.label_dp_epsilon``
+        the model trains on labels perturbed once by randomised response (see
+        :meth:`_training_labels`), so everything that leaves this party is label-DP.
+        """
+        x, y_true = self._x(df), self._y(df)
+        y_all = y_true
         self._build(x.shape[1])
         shares, owner, hellos = self._session(channel, df, train=True)
         resume = (
@@ -181,25 +223,31 @@ class SplitNNLabelParty:
         for peer in self.feature_parties:
             channel.send(peer, "snn/resume", resume)
         start, best_loss, best, stale = 0, float("inf"), None, 0
+        saved_labels = None
         if resume is not None:
             state = self._load(resume)
             for peer, s in shares.items():
                 s.share = self._shares[peer]
+                if peer in self._velocities:
+                    s.velocity = self._velocities[peer]
             start = resume + 1
             best_loss, best, stale = (
                 float(state["best_loss"]),
                 state.get("best"),
                 int(state["stale"]),
             )
+            saved_labels = state.get("train_labels")
+        y_all = self._training_labels(y_true, saved_labels)
         train_rows, val_rows = split_rows(x.shape[0], self.config)
         y_t = torch.from_numpy(y_all)
         for epoch in range(start, self.config.epochs):
+            epoch_started = time.perf_counter()
             if stale >= self.config.patience:
                 log.info("early stopping after epoch %d", epoch)
                 channel.broadcast("snn/ctl", {"stop": True}, peers=self.feature_parties)
                 break
             channel.broadcast("snn/ctl", {"stop": False}, peers=self.feature_parties)
-            record = self._epoch(channel, shares, owner, x, y_t, train_rows, epoch)
+            record = self._epoch(channel, shares, owner, x, y_t, train_rows, epoch, y_true)
             if val_rows.size:
                 proba = self._infer(channel, shares, x, val_rows)
                 record.update(self._metrics(y_all[val_rows], proba, prefix="val_"))
@@ -221,13 +269,39 @@ class SplitNNLabelParty:
             if self.checkpoint_dir is not None:
                 state = self._state(epoch)
                 state.update(best=best, best_loss=best_loss, stale=stale)
+                if self._rr_labels is not None:
+                    state["train_labels"] = torch.from_numpy(self._rr_labels.copy())
                 save_checkpoint(self.checkpoint_dir, epoch, state)
+            if on_epoch is not None:
+                metrics = {"loss": float(record["train_loss"])}
+                for key in ("val_auc", "val_accuracy"):
+                    if key in record:
+                        metrics[key] = float(record[key])
+                on_epoch(
+                    {
+                        "round": epoch + 1,
+                        "metrics": metrics,
+                        "seconds": time.perf_counter() - epoch_started,
+                    }
+                )
         else:
             channel.broadcast("snn/ctl", {"stop": True}, peers=self.feature_parties)
         if best is not None:
             self._restore(best)
-        self._summarise_privacy()
+        self.privacy = privacy_summary(self.config, self.history)
         return self
+
+    def _training_labels(self, y: np.ndarray, saved: Any) -> np.ndarray:
+        """``y``, or with ``label_dp_epsilon`` its randomised response (drawn once per job)."""
+        epsilon = self.config.label_dp_epsilon
+        if epsilon is None:
+            self._rr_labels = None
+            return y
+        assert self.classes_ is not None
+        self._rr_labels = rr_training_labels(
+            y, saved, epsilon=epsilon, num_classes=int(self.classes_.size), rng=self._rng
+        )
+        return self._rr_labels
 
     def _epoch(
         self,
@@ -238,6 +312,7 @@ class SplitNNLabelParty:
         y: torch.Tensor,
         train_rows: np.ndarray,
         epoch: int,
+        y_true: np.ndarray,
     ) -> dict[str, Any]:
         assert self.optimizer is not None
         lr = self.config.interactive_lr_at(epoch)
@@ -270,10 +345,11 @@ class SplitNNLabelParty:
                 )
             total += float(loss.detach()) * rows.size
             seen += rows.size
-            labels.append(y[rows].numpy())
+            labels.append(y_true[rows])  # the attack meter measures leakage of the true labels
         self.scheduler.step()
         for peer, s in shares.items():
             self._shares[peer] = s.share
+            self._velocities[peer] = s.velocity
         elapsed = time.perf_counter() - started
         record: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -282,41 +358,10 @@ class SplitNNLabelParty:
             "samples_per_s": seen / elapsed,
         }
         if self.config.attack_meter:
-            record.update(self._leak(channel, labels))
+            record.update(
+                receive_leak_aucs(channel, self.feature_parties, labels, binary=self.binary)
+            )
         return record
-
-    def _leak(self, channel: Channel, labels: list[np.ndarray]) -> dict[str, Any]:
-        sizes = np.cumsum([lab.size for lab in labels])[:-1]
-        out: dict[str, Any] = {}
-        for peer in self.feature_parties:
-            norm = np.asarray(channel.recv(peer, "snn/scores_norm"), dtype=np.float64)
-            direction = np.asarray(channel.recv(peer, "snn/scores_dir"), dtype=np.float64)
-            if not self.binary:
-                continue
-            for name, scores in (("norm", norm), ("direction", direction)):
-                if scores.size != sum(lab.size for lab in labels):
-                    raise VflError(f"{peer} sent {scores.size} attack scores")
-                value = leak_auc(labels, np.split(scores, sizes))
-                key = f"leak_auc_{name}"
-                if value is not None:
-                    out[key] = max(out.get(key, 0.0), value)
-        return out
-
-    def _summarise_privacy(self) -> None:
-        epochs = len(self.history)
-        defence = self.config.defence
-        self.privacy = {
-            "defence": "clip+gaussian" if defence.enabled else "none",
-            "noise_multiplier": defence.noise_multiplier,
-            "clip": defence.clip,
-            "leak_auc_bound": leak_auc_bound(
-                noise_multiplier=defence.noise_multiplier, releases=max(epochs, 1)
-            ),
-        }
-        for key in ("leak_auc_norm", "leak_auc_direction"):
-            values = [r[key] for r in self.history if key in r]
-            if values:
-                self.privacy[key] = float(np.mean(values))
 
     # -- inference ------------------------------------------------------------------------------
     def _infer(
@@ -363,6 +408,7 @@ class SplitNNLabelParty:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "shares": {p: torch.from_numpy(s.copy()) for p, s in self._shares.items()},
+            "velocities": {p: torch.from_numpy(v.copy()) for p, v in self._velocities.items()},
             "classes": self.classes_.tolist(),
             "history": [dict(r) for r in self.history],
         }
@@ -377,6 +423,9 @@ class SplitNNLabelParty:
         if self.bottom is not None:
             self.bottom.load_state_dict(state["bottom"])
         self._shares = {p: t.double().numpy().copy() for p, t in state["shares"].items()}
+        self._velocities = {
+            p: t.double().numpy().copy() for p, t in state.get("velocities", {}).items()
+        }
         self.classes_ = np.asarray(state["classes"])
 
     def _load(self, epoch: int) -> dict[str, Any]:
@@ -399,6 +448,7 @@ class SplitNNLabelParty:
         """Load :meth:`save` output (``weights_only=True``) into modules of the same shapes."""
         self._build(n_features)
         self._restore(torch.load(path, weights_only=True))
+        self._fresh_own = False
         return self
 
 
