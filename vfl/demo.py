@@ -54,9 +54,9 @@ HETERO_LR_MODEL = {
     "learning_rate": 0.6,
     "lr_schedule": "inverse_time",
 }
-SPLIT_NN_MODEL = {
+SPLIT_NN_MODEL: dict[str, Any] = {
     "epochs": 5,
-    "batch_size": 1024,
+    "batch_size": 512,
     "learning_rate": 0.01,
     "validation_fraction": 0.0,
     "bottom_layers": [16],
@@ -340,12 +340,13 @@ def _reference(run_dir: Path) -> dict[str, Any]:
             y[~test],
             [p[test] for p in parts],
             y[test],
-            bottom_layers=SPLIT_NN_MODEL["bottom_layers"],  # type: ignore[arg-type]
-            embedding_dim=8,
-            interactive_units=8,
-            epochs=int(SPLIT_NN_MODEL["epochs"]),  # type: ignore[call-overload]
-            batch_size=1024,
-            learning_rate=0.01,
+            # The split network's total architecture and training settings (SPLIT_NN_MODEL).
+            bottom_layers=list(SPLIT_NN_MODEL["bottom_layers"]),
+            embedding_dim=int(SPLIT_NN_MODEL["embedding_dim"]),
+            interactive_units=int(SPLIT_NN_MODEL["interactive_units"]),
+            epochs=int(SPLIT_NN_MODEL["epochs"]),
+            batch_size=int(SPLIT_NN_MODEL["batch_size"]),
+            learning_rate=float(SPLIT_NN_MODEL["learning_rate"]),
             seed=0,
         ),  # fmt: skip
     }

@@ -50,7 +50,12 @@ def _fmt(value: Any) -> str:
 
 def _crypto(crypto: dict[str, Any]) -> str:
     scheme = str(crypto.get("scheme", "?"))
-    size = crypto.get("key_bits") or crypto.get("poly_modulus_degree") or crypto.get("preset")
+    if scheme == "ckks":  # a named preset of crypto.ckks: show its ring degree N
+        from crypto.ckks import PRESETS
+
+        preset = PRESETS.get(str(crypto.get("ckks_preset") or crypto.get("preset")))
+        return f"ckks N={preset.poly_modulus_degree}" if preset else "ckks"
+    size = crypto.get("key_bits")
     return f"{scheme} {size}" if size else scheme
 
 
