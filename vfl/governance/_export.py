@@ -24,7 +24,7 @@ from vfl.governance._canonical import atomic_write, canonical_json, format_time
 from vfl.governance._errors import AuditError
 from vfl.governance._events import CATEGORIES, category_of
 from vfl.governance._records import AuditRecord, SignedHead
-from vfl.governance._verify import verify
+from vfl.governance._verify import read_stored_heads, verify
 
 __all__ = ["ExportFormat", "export_report", "build_report"]
 
@@ -51,17 +51,8 @@ def _read_records(path: Path, since: datetime | None, until: datetime | None) ->
 
 def _peer_heads(path: Path) -> list[dict[str, Any]]:
     """The peers' signed heads this log holds, each with whether its signature verifies."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT head FROM heads ORDER BY id").fetchall()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise AuditError(f"{path} is not a readable audit log ({exc})") from None
     out = []
-    for (text,) in rows:
-        head = SignedHead.from_dict(json.loads(text))
+    for head in read_stored_heads(path):
         try:
             head.verify()
             valid = True
