@@ -255,6 +255,12 @@ def test_metrics_is_valid_exposition_with_the_run_values(server: DashboardServer
     assert samples[("vfl_dashboard_run_present", frozenset())] == 1
     seen = sample(samples, "vfl_peer_last_seen_timestamp_seconds", peer="retailer")
     assert seen == run.status["peers"]["retailer"]["last_seen"]
+    assert not any(name == "vfl_peer_latency_seconds" for name, _ in samples)  # in memory: none
+    peers = run.status["peers"]
+    peers["retailer"]["latency_ms"] = 12.5  # a gRPC run: the heartbeat round-trip time
+    run.write_status(peers=peers)
+    samples = parse_exposition(fetch(server, "/metrics")[2].decode())
+    assert sample(samples, "vfl_peer_latency_seconds", peer="retailer") == pytest.approx(0.0125)
     # HEAD: the same headers, no body.
     code, headers, body = fetch(server, "/metrics", method="HEAD")
     assert code == 200 and body == b"" and int(headers["Content-Length"]) > 0

@@ -138,6 +138,17 @@ def _write_run(out: ExpositionWriter, view: RunView) -> None:
             if value is not None:
                 rows.append((value, {"peer": str(peer)}))
         out.samples(name, kind, help_text, rows)
+    latency = [
+        (ms / 1000.0, {"peer": str(peer)})
+        for peer, entry in sorted(peers.items())
+        if isinstance(entry, Mapping) and (ms := _num(entry.get("latency_ms"))) is not None
+    ]
+    out.samples(
+        "vfl_peer_latency_seconds",
+        "gauge",
+        "Round-trip time of the latest answered heartbeat to each peer (gRPC health check).",
+        latency,
+    )
     kinds = Counter(str(e.get("alert", "unknown")) for e in view.of_kind("alert"))
     out.samples(
         "vfl_alerts_total",
