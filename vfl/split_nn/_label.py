@@ -254,7 +254,10 @@ class SplitNNLabelParty:
                 loss = float(record["val_logloss"])
             else:
                 loss = record["train_loss"]
-            improved = loss < best_loss - 1e-6
+            # Early stopping and the best-epoch restore watch the validation loss; without a
+            # validation split there is nothing held out to watch, so every epoch is kept (the
+            # training loss of a noisy mini-batch epoch would stop runs early at random).
+            improved = loss < best_loss - 1e-6 if val_rows.size else True
             best_loss, stale = (loss, 0) if improved else (best_loss, stale + 1)
             if improved:
                 best = self._state(epoch)
