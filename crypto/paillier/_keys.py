@@ -24,6 +24,8 @@ from crypto.paillier._serial import Reader
 from crypto.random import RandomSource, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crypto.paillier._encrypted import EncryptedArray
     from crypto.paillier._packing import PackedEncryptedArray
     from crypto.paillier._pool import ObfuscatorPool
@@ -173,6 +175,25 @@ class PaillierPublicKey:
         raise CryptoUsageError(f"unknown obfuscator {obfuscator!r}: choose one of {OBFUSCATORS}")
 
     # -- encryption ----------------------------------------------------------------------------
+    def _obfuscator_source(
+        self,
+        *,
+        pool: ObfuscatorPool | None,
+        rng: RandomSource | None,
+        obfuscator: str,
+        processes: int | None,
+    ) -> Callable[[int], list[Any]]:
+        """``count -> obfuscators``: taken from ``pool`` (the online path) or computed now."""
+
+        def obfuscate(count: int) -> list[Any]:
+            if pool is not None:
+                if pool.public_key != self:
+                    raise CryptoUsageError("obfuscator pool belongs to another public key")
+                return pool.take(count)
+            return self.raw_obfuscators(count, rng=rng, obfuscator=obfuscator, processes=processes)
+
+        return obfuscate
+
     @timed
     def encrypt(
         self,
@@ -194,13 +215,9 @@ class PaillierPublicKey:
         """
         from crypto.paillier._encrypted import encrypt_array
 
-        def obfuscate(count: int) -> list[Any]:
-            if pool is not None:
-                if pool.public_key != self:
-                    raise CryptoUsageError("obfuscator pool belongs to another public key")
-                return pool.take(count)
-            return self.raw_obfuscators(count, rng=rng, obfuscator=obfuscator, processes=processes)
-
+        obfuscate = self._obfuscator_source(
+            pool=pool, rng=rng, obfuscator=obfuscator, processes=processes
+        )
         return encrypt_array(
             self, x, encoding=encoding or FixedPointEncoding(), obfuscate=obfuscate
         )
@@ -221,13 +238,9 @@ class PaillierPublicKey:
         """Encrypt with several fixed-point values per ciphertext (see :mod:`._packing`)."""
         from crypto.paillier._packing import PackingLayout, encrypt_packed
 
-        def obfuscate(count: int) -> list[Any]:
-            if pool is not None:
-                if pool.public_key != self:
-                    raise CryptoUsageError("obfuscator pool belongs to another public key")
-                return pool.take(count)
-            return self.raw_obfuscators(count, rng=rng, obfuscator=obfuscator, processes=processes)
-
+        obfuscate = self._obfuscator_source(
+            pool=pool, rng=rng, obfuscator=obfuscator, processes=processes
+        )
         layout = PackingLayout(
             slot_bits=slot_bits, value_bits=value_bits, precision_bits=precision_bits
         )
