@@ -121,7 +121,7 @@ def train_split_nn(
     assert label_party is not None  # parse_job requires it for split_nn
     _label_dp_spent(job, party, tracker)
     hooks: dict[str, Any] = {}
-    epochs = getattr(job.model, "epochs", None)
+    epochs = getattr(getattr(job.model, "config", None), "epochs", None)  # SplitNNJobModel
     with epoch_bar(
         "split NN", epochs=epochs if isinstance(epochs, int) else None, enabled=progress
     ) as advance:
