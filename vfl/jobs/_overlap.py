@@ -23,7 +23,7 @@ MIN_TRAINING_ROWS = 10
 
 def training_rows(job: Job, shared: int) -> int:
     """How many of ``shared`` aligned rows the job trains on (less the agreed test split)."""
-    from vfl.jobs._run import agreed_test_rows
+    from vfl.jobs._run import agreed_test_rows  # lazy: _run imports this module
 
     if job.job.type == "psi":
         return shared
