@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["VflError", "ConfigError"]
+__all__ = ["VflError", "ConfigError", "OverlapTooSmall"]
 
 
 class VflError(Exception):
@@ -11,3 +11,20 @@ class VflError(Exception):
 
 class ConfigError(VflError, ValueError):
     """A job file, federation file or command-line argument is wrong; the message names the key."""
+
+
+class OverlapTooSmall(VflError):
+    """PSI found no shared ids, or too few to train on (docs/jobs.md, "Too small an overlap").
+
+    Every party computes the same decision from the same intersection size and job file, so every
+    party raises it, each naming its own count: ``0 of 2,638 ids are shared with retailer``.
+    """
+
+    def __init__(
+        self, message: str, *, shared: int, ids: int, peers: tuple[str, ...], minimum: int
+    ) -> None:
+        super().__init__(message)
+        self.shared = shared
+        self.ids = ids
+        self.peers = peers
+        self.minimum = minimum

@@ -14,10 +14,8 @@ import pandas as pd
 import pytest
 
 from psi import PSIUsageError
+from tests._data import fate_csv
 from vfl.cli import psi as psi_cli
-
-# The shared data sets live next to the repository (../shared/data).
-FATE = Path(__file__).resolve().parents[3] / "shared" / "data" / "fate"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +63,8 @@ def _argv(fed: Path, party: str, src: Path, out: Path, *extra: str) -> list[str]
 def test_two_parties_over_grpc_on_the_breast_files(
     federation: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    guest_src = FATE / "breast_hetero_guest_sample_id.csv"
-    host_src = FATE / "breast_hetero_host_sample_id.csv"
+    guest_src = fate_csv("breast_hetero_guest_sample_id.csv")
+    host_src = fate_csv("breast_hetero_host_sample_id.csv")
     outs = {"guest": tmp_path / "guest_aligned.csv", "host": tmp_path / "host_aligned.csv"}
     argvs = {
         "guest": _argv(federation, "guest", guest_src, outs["guest"], "--duplicates", "first"),
@@ -108,7 +106,7 @@ def test_missing_id_column_fails_before_the_network(federation: Path, tmp_path: 
 def test_duplicates_and_nulls_fail_with_one_line(federation: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     args = _parser().parse_args(
-        _argv(federation, "guest", FATE / "breast_hetero_guest_sample_id.csv", out)
+        _argv(federation, "guest", fate_csv("breast_hetero_guest_sample_id.csv"), out)
     )
     with pytest.raises(PSIUsageError, match="duplicate rows") as info:
         args.func(args)

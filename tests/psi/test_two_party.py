@@ -1,9 +1,8 @@
 """Two-party ECDH-PSI over the in-memory transport: exact results, all reveal modes, alignment,
-the shared FATE breast files, and the leakage table checked on the transcript."""
+FATE's breast files (tests/data/fate), and the leakage table checked on the transcript."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,11 +14,10 @@ from crypto.random import SeededRandom
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
 from psi import _group
+from tests._data import fate_csv
 
-# The shared data sets live next to the repository (../shared/data).
-FATE = Path(__file__).resolve().parents[3] / "shared" / "data" / "fate"
-GUEST = FATE / "breast_hetero_guest_sample_id.csv"
-HOST = FATE / "breast_hetero_host_sample_id.csv"
+GUEST = fate_csv("breast_hetero_guest_sample_id.csv")
+HOST = fate_csv("breast_hetero_host_sample_id.csv")
 
 
 def _sets(n_a: int, n_b: int, common: int, seed: int) -> tuple[list[int], list[int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,15 +10,13 @@ import pandas as pd
 
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from tests._data import read_fate
 from vfl.hetero_lr import HeteroLRConfig, HeteroLRFeatureParty, HeteroLRLabelParty, _math
-
-# The shared data sets live next to the repository (../shared/data, see its README).
-DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "fate")
 
 
 def breast(rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    g = pd.read_csv(f"{DATA}/breast_hetero_guest.csv")
-    h = pd.read_csv(f"{DATA}/breast_hetero_host.csv")
+    g = read_fate("breast_hetero_guest.csv")
+    h = read_fate("breast_hetero_host.csv")
     if rows is not None:
         g, h = g.iloc[:rows].reset_index(drop=True), h.iloc[:rows].reset_index(drop=True)
     return g, h

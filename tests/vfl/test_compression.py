@@ -4,6 +4,7 @@ that travel through the in-memory channel (the sparse wire format: test_compress
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from protocols.codecs import CodecContext
 from protocols.errors import CodecError
 from protocols.memory import InMemoryNetwork
 from protocols.messages import StructCodec
+from tests._data import write_default_credit_homo
 from vfl.compression import (
     COMPRESSORS,
     REFERENCE_DTYPE,
@@ -224,7 +226,7 @@ def test_registry_and_input_checks() -> None:
 
 
 @pytest.mark.slow
-def test_compression_benchmark_runs_on_a_small_update() -> None:
+def test_compression_benchmark_runs_on_a_small_update(tmp_path: Path) -> None:
     import argparse
 
     from vfl.bench import BENCHMARKS
@@ -236,6 +238,7 @@ def test_compression_benchmark_runs_on_a_small_update() -> None:
     out = bench.run(
         parser.parse_args(
             ["--size", "20000", "--dp-samples", "200", "--rounds", "2", "--hidden", "64"]
+            + ["--data-dir", str(write_default_credit_homo(tmp_path))]
         )
     )
     fed = out["fedavg"]

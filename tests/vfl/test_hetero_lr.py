@@ -6,13 +6,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
-from tests.vfl._hetero_lr_helpers import DATA, breast, reference, run
+from tests._data import read_fate
+from tests.vfl._hetero_lr_helpers import breast, reference, run
 from vfl.errors import ConfigError, VflError
 from vfl.hetero_lr import (
     ClassWeight,
@@ -143,8 +143,8 @@ def test_save_load_predicts_the_same(tmp_path: Path) -> None:
 
 
 def test_multiclass_one_vs_rest() -> None:
-    g = pd.read_csv(f"{DATA}/vehicle_scale_hetero_guest.csv")
-    h = pd.read_csv(f"{DATA}/vehicle_scale_hetero_host.csv")
+    g = read_fate("vehicle_scale_hetero_guest.csv")
+    h = read_fate("vehicle_scale_hetero_host.csv")
     cfg = HeteroLRConfig(epochs=15, batch_size=128, validation_fraction=0.0, crypto=PLAIN)
     label, features, results, _ = run(cfg, g, {"retailer": h})
     assert label.weights_.shape[1] == 4 and features["retailer"].weights_.shape == (9, 4)

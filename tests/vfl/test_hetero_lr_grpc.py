@@ -12,17 +12,16 @@ import pandas as pd
 import pytest
 
 from protocols.pki import init_federation
-from tests.vfl._hetero_lr_helpers import DATA as DATA_DIR
+from tests._data import read_fate
 from vfl.bench.hetero_lr import _free_port, split_by_id, write_job
 from vfl.cli.run import main as run_main
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(DATA_DIR)
 
 
 def _setup(tmp_path: Path, *, scheme: str, key_bits: int) -> tuple[Path, Path]:
-    guest = pd.read_csv(DATA / "breast_hetero_guest.csv")
-    host = pd.read_csv(DATA / "breast_hetero_host.csv")
+    guest = read_fate("breast_hetero_guest.csv")
+    host = read_fate("breast_hetero_host.csv")
     test = split_by_id(guest["id"].to_numpy(), fraction=0.2, seed=0)
     names = ("bank", "retailer")
     federation = init_federation(

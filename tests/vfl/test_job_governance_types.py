@@ -17,12 +17,10 @@ import torch
 from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from tests._data import read_fate
 from vfl.governance import ModelRegistry, verify
 from vfl.governance._verify import read_stored_heads
 from vfl.jobs import Job, PartyIdentity, parse_job, run_job
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fate"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 
 def _run(job: Job, names: list[str], work: Path) -> tuple[dict[str, Any], InMemoryNetwork]:
@@ -96,8 +94,8 @@ def test_psi_job_is_audited_but_registers_nothing(tmp_path: Path) -> None:
 def test_split_nn_job_records_rounds_and_registers_both_parts(tmp_path: Path) -> None:
     from vfl.split_nn import run_split_nn_job
 
-    g = pd.read_csv(DATA / "breast_hetero_guest.csv")
-    h = pd.read_csv(DATA / "breast_hetero_host.csv")
+    g = read_fate("breast_hetero_guest.csv")
+    h = read_fate("breast_hetero_host.csv")
     g.to_csv(tmp_path / "bank.csv", index=False)
     h.to_csv(tmp_path / "retailer.csv", index=False)
     raw = {
@@ -133,9 +131,9 @@ def test_split_nn_job_records_rounds_and_registers_both_parts(tmp_path: Path) ->
 def test_fedavg_job_with_central_dp_records_each_round_at_the_aggregator(tmp_path: Path) -> None:
     names = ["hub", "c1", "c2"]
     parties: dict[str, Any] = {"hub": {"data": "test.csv", "id_column": "id", "label_column": "y"}}
-    pd.read_csv(DATA / "breast_homo_test.csv").to_csv(tmp_path / "test.csv", index=False)
+    read_fate("breast_homo_test.csv").to_csv(tmp_path / "test.csv", index=False)
     for name, src in (("c1", "breast_homo_guest.csv"), ("c2", "breast_homo_host.csv")):
-        pd.read_csv(DATA / src).to_csv(tmp_path / f"{name}.csv", index=False)
+        read_fate(src).to_csv(tmp_path / f"{name}.csv", index=False)
         parties[name] = {"data": f"{name}.csv", "id_column": "id", "label_column": "y"}
     raw = {
         "job": {"id": "fl", "type": "fedavg", "aggregator": "hub"},

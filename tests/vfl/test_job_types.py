@@ -14,10 +14,8 @@ import torch
 from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from tests._data import read_fate
 from vfl.jobs import Job, parse_job, run_job
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fate"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 
 def _party(job: Job, name: str, work: Path, ch: Channel) -> dict[str, Any]:
@@ -35,8 +33,8 @@ def _run(job: Job, names: list[str], work: Path) -> dict[str, Any]:
 
 
 def test_split_nn_job_aligns_trains_and_reports_leakage(tmp_path: Path) -> None:
-    g = pd.read_csv(DATA / "breast_hetero_guest.csv")
-    h = pd.read_csv(DATA / "breast_hetero_host.csv")
+    g = read_fate("breast_hetero_guest.csv")
+    h = read_fate("breast_hetero_host.csv")
     g.iloc[:540].to_csv(tmp_path / "bank.csv", index=False)
     h.iloc[20:].sample(frac=1.0, random_state=1).to_csv(tmp_path / "retailer.csv", index=False)
     raw = {
@@ -68,9 +66,9 @@ def test_fedavg_job_skips_psi_and_trains(tmp_path: Path, caplog: pytest.LogCaptu
     parties: dict[str, Any] = {
         "hub": {"data": "test.csv", "id_column": "id", "label_column": "y"},
     }
-    pd.read_csv(DATA / "breast_homo_test.csv").to_csv(tmp_path / "test.csv", index=False)
+    read_fate("breast_homo_test.csv").to_csv(tmp_path / "test.csv", index=False)
     for name, src in (("c1", "breast_homo_guest.csv"), ("c2", "breast_homo_host.csv")):
-        pd.read_csv(DATA / src).to_csv(tmp_path / f"{name}.csv", index=False)
+        read_fate(src).to_csv(tmp_path / f"{name}.csv", index=False)
         parties[name] = {"data": f"{name}.csv", "id_column": "id", "label_column": "y"}
     raw = {
         "job": {"id": "fl-job", "type": "fedavg", "aggregator": "hub"},

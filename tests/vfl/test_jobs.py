@@ -13,7 +13,7 @@ import pytest
 from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
-from tests.vfl._hetero_lr_helpers import DATA
+from tests._data import read_fate
 from vfl.errors import ConfigError
 from vfl.hetero_lr import HeteroLRConfig, Penalty
 from vfl.jobs import Job, load_job, parse_job, run_job
@@ -145,8 +145,8 @@ def test_psi_job_needs_no_model() -> None:
 
 
 def _write_parties(tmp_path: Path) -> None:
-    g = pd.read_csv(f"{DATA}/breast_hetero_guest.csv")
-    h = pd.read_csv(f"{DATA}/breast_hetero_host.csv")
+    g = read_fate("breast_hetero_guest.csv")
+    h = read_fate("breast_hetero_host.csv")
     # Partial overlap and another row order, so PSI has work to do.
     g.iloc[:540].to_csv(tmp_path / "bank_train.csv", index=False)
     h.iloc[20:].sample(frac=1.0, random_state=3).to_csv(

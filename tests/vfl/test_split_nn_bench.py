@@ -6,16 +6,14 @@ import argparse
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from tests._data import FATE, read_fate
 from vfl.bench import splitnn
 
 
 def vehicle_labels() -> np.ndarray:
-    labels: np.ndarray = pd.read_csv(f"{splitnn.DATA}/vehicle_scale_hetero_guest.csv")[
-        "y"
-    ].to_numpy()
+    labels: np.ndarray = read_fate("vehicle_scale_hetero_guest.csv")["y"].to_numpy()
     return labels
 
 
@@ -33,7 +31,7 @@ def test_folds_partition_the_rows_and_keep_class_shares() -> None:
 
 def test_fold_data_matches_the_mask_for_both_parties() -> None:
     y = vehicle_labels()
-    g_tr, h_tr, g_te, h_te = splitnn._data(splitnn.DATA, "vehicle", fold=1, folds=5)
+    g_tr, h_tr, g_te, h_te = splitnn._data(str(FATE), "vehicle", fold=1, folds=5)
     mask = splitnn._fold_mask(y, fold=1, folds=5)
     assert len(g_te) == len(h_te) == int(mask.sum())
     assert len(g_tr) == len(h_tr) == int((~mask).sum())
@@ -54,6 +52,8 @@ def test_vehicle_flags_run_every_fold_and_defence(monkeypatch: pytest.MonkeyPatc
     args = parser.parse_args(
         [
             "--no-credit",
+            "--data-dir",
+            str(FATE),
             "--transport",
             "memory",
             "--vehicle-scheme",

@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from vfl.bench.splitnn import DATA, _grpc_run
+from tests._data import FATE
+from vfl.bench.splitnn import _grpc_run
 from vfl.split_nn import Scheme
 
 
 def spec(scheme: Scheme, **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "data_dir": DATA,
+        "data_dir": str(FATE),
         "dataset": "credit",
         "scheme": scheme.value,
         "key_bits": 2048,

@@ -15,6 +15,7 @@ from torch import nn
 from crypto.random import SeededRandom
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from tests._data import read_fate
 from vfl.errors import ConfigError
 from vfl.split_nn import (
     SplitNNConfig,
@@ -26,12 +27,11 @@ from vfl.split_nn import (
 )
 
 torch.set_num_threads(1)
-DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "fate")
 
 
 def credit(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    g = pd.read_csv(f"{DATA}/default_credit_hetero_guest.csv", nrows=rows).drop(columns="id")
-    h = pd.read_csv(f"{DATA}/default_credit_hetero_host.csv", nrows=rows).drop(columns="id")
+    g = read_fate("default_credit_hetero_guest.csv", nrows=rows).drop(columns="id")
+    h = read_fate("default_credit_hetero_host.csv", nrows=rows).drop(columns="id")
     return g, h
 
 

@@ -13,6 +13,7 @@ import torch
 
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
+from tests._data import read_fate
 from vfl.errors import ConfigError
 from vfl.split_nn import (
     SplitNNFeatureParty,
@@ -24,12 +25,11 @@ from vfl.split_nn import (
 )
 
 torch.set_num_threads(1)
-DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "fate")
 
 
 def vehicle() -> tuple[pd.DataFrame, pd.DataFrame]:
-    g = pd.read_csv(f"{DATA}/vehicle_scale_hetero_guest.csv").drop(columns="id")
-    h = pd.read_csv(f"{DATA}/vehicle_scale_hetero_host.csv").drop(columns="id")
+    g = read_fate("vehicle_scale_hetero_guest.csv").drop(columns="id")
+    h = read_fate("vehicle_scale_hetero_host.csv").drop(columns="id")
     return g, h
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from protocols.memory import InMemoryNetwork
+from vfl._datasets import fate_file
 from vfl.compression import SparseArray, payload_nbytes, sparse_breakdown
 from vfl.horizontal import (
     AGGREGATOR_NAME,
@@ -56,7 +57,10 @@ RUNS: dict[str, tuple[str, bool]] = {
 
 
 def _load(data_dir: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    dfs = {k: pd.read_csv(data_dir / f"default_credit_homo_{k}.csv") for k in (*_HOMO, "test")}
+    dfs = {
+        k: pd.read_csv(fate_file(data_dir, f"default_credit_homo_{k}.csv"))
+        for k in (*_HOMO, "test")
+    }
     return dfs, [c for c in dfs["guest"].columns if c not in ("id", "y")]
 
 

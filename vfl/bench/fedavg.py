@@ -35,7 +35,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from protocols.memory import InMemoryNetwork
-from vfl._datasets import shared_data_dir
+from vfl._datasets import fate_file, shared_data_dir
 from vfl.bench.common import machine_info
 from vfl.horizontal import (
     AGGREGATOR_NAME,
@@ -74,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(data_dir: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    dfs = {k: pd.read_csv(data_dir / f"default_credit_homo_{k}.csv") for k in (*_HOMO, "test")}
+    dfs = {
+        k: pd.read_csv(fate_file(data_dir, f"default_credit_homo_{k}.csv"))
+        for k in (*_HOMO, "test")
+    }
     return dfs, [c for c in dfs["guest"].columns if c not in ("id", "y")]
 
 

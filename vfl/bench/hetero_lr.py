@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vfl._datasets import shared_data_dir
+from vfl._datasets import fate_file, shared_data_dir
 from vfl.bench.common import machine_info
 
 __all__ = ["add_arguments", "run"]
@@ -95,8 +95,8 @@ def split_by_id(ids: np.ndarray, *, fraction: float, seed: int) -> np.ndarray:
 
 def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     stem = DATASETS[args.data]
-    guest = pd.read_csv(args.data_dir / f"{stem}_hetero_guest.csv")
-    host = pd.read_csv(args.data_dir / f"{stem}_hetero_host.csv")
+    guest = pd.read_csv(fate_file(args.data_dir, f"{stem}_hetero_guest.csv"))
+    host = pd.read_csv(fate_file(args.data_dir, f"{stem}_hetero_host.csv"))
     # The order `vfl run` trains in: the PSI-aligned rows sorted by the canonical id.
     from psi import normalise_id
 

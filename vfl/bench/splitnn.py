@@ -48,7 +48,7 @@ from torch import nn
 
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
-from vfl._datasets import shared_data_dir
+from vfl._datasets import fate_file, shared_data_dir
 from vfl.bench.common import machine_info
 from vfl.jobs import MeteredChannel
 from vfl.metrics import auc
@@ -157,8 +157,8 @@ def _data(
     """Train and test frames: the fixed 80/20 split by id, or with ``fold`` that fold of a
     stratified ``folds``-fold partition (shuffled with :data:`SPLIT_SEED`) as the test rows."""
     spec = DATASETS[dataset]
-    g = pd.read_csv(f"{data_dir}/{spec.guest}")
-    h = pd.read_csv(f"{data_dir}/{spec.host}")
+    g = pd.read_csv(fate_file(data_dir, spec.guest))
+    h = pd.read_csv(fate_file(data_dir, spec.host))
     if not (g["id"].to_numpy() == h["id"].to_numpy()).all():
         raise ValueError("guest and host files are not in the same id order")
     if fold is None:

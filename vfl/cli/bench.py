@@ -17,6 +17,7 @@ import tempfile
 from typing import Any
 
 from vfl.bench import BENCHMARKS
+from vfl.cli import RawDescriptionFormatter, VflArgumentParser
 
 
 def register(sub: Any) -> None:
@@ -25,7 +26,7 @@ def register(sub: Any) -> None:
         "bench",
         help="run a benchmark against its baseline, print JSON",
         description="Run a benchmark. `vfl bench NAME --help` shows its options.\n\n" + listing,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionFormatter,
     )
     parser.add_argument("benchmark", choices=sorted(BENCHMARKS), metavar="NAME")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -35,7 +36,7 @@ def register(sub: Any) -> None:
 def _bench_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     module_name, help_text = BENCHMARKS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"vfl bench {name}", description=help_text)
+    parser = VflArgumentParser(prog=f"vfl bench {name}", description=help_text)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
     module.add_arguments(parser)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -83,24 +83,12 @@ def _write_atomically(df: Any, path: str) -> None:
         raise
 
 
-def _progress_bar(enabled: bool) -> tuple[Any, Any]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="pt", desc="psi", file=sys.stderr, disable=None if enabled else True)
-
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return bar, update
-
-
 def _run(args: argparse.Namespace) -> int:
     import psi
     from protocols.config import load_federation
     from protocols.grpc import PartyNode
     from psi.errors import PSIUsageError
+    from vfl._progress import count_bar
 
     if args.reveal != "size" and not args.output:
         raise PSIUsageError("--output is required unless --reveal size")
@@ -115,10 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     peers = None if not args.peers else [p.strip() for p in args.peers.split(",") if p.strip()]
     start = time.perf_counter()
     node = PartyNode(config, args.party).start()
-    bar, update = _progress_bar(enabled=not args.json)
     try:
-        channel = node.channel(args.job_id)
-        try:
+        bar = count_bar("psi", unit="pt", enabled=not args.json)
+        with bar as update, closing(node.channel(args.job_id)) as channel:
             common: dict[str, Any] = {
                 "channel": channel,
                 "peers": peers,
@@ -131,10 +118,7 @@ def _run(args: argparse.Namespace) -> int:
             }
             result = psi.intersect(df[args.id_column], column=args.id_column, **common)
             aligned = None if result.rows is None else df.iloc[result.rows].reset_index(drop=True)
-        finally:
-            channel.close()
     finally:
-        bar.close()
         node.stop()
     if aligned is not None:
         _write_atomically(aligned, args.output)

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 from protocols.channel import Channel
+from vfl._progress import count_bar
 from vfl.errors import ConfigError
 from vfl.jobs._finish import finish_job
 from vfl.jobs._metered import MeteredChannel
+from vfl.jobs._overlap import check_overlap
 from vfl.jobs._provenance import PartyIdentity, file_sha256, ids_sha256, work_dir_key
 from vfl.jobs._spec import Job
 from vfl.jobs._tracker import JobTracker
@@ -96,18 +98,27 @@ def _handshake(job: Job, party: str, channel: Channel, peers: list[str]) -> None
 
 
 def _align(
-    job: Job, party: str, channel: Channel, peers: list[str], df: pd.DataFrame
+    job: Job,
+    party: str,
+    channel: Channel,
+    peers: list[str],
+    df: pd.DataFrame,
+    *,
+    progress: bool = False,
+    desc: str = "psi",
 ) -> pd.DataFrame:
     import psi
 
     section = job.party(party)
-    aligned = psi.align(
-        df,
-        channel=channel,
-        id_column=section.id_column,
-        peers=peers,
-        duplicates=psi.Duplicates(job.psi.get("duplicates", "error")),
-    )
+    with count_bar(desc, unit="pt", enabled=progress) as update:
+        aligned = psi.align(
+            df,
+            channel=channel,
+            id_column=section.id_column,
+            peers=peers,
+            duplicates=psi.Duplicates(job.psi.get("duplicates", "error")),
+            progress=update,
+        )
     if aligned is None:
         raise ConfigError(
             "this party does not learn the intersection; vfl run needs psi.reveal = 'all'"
@@ -191,17 +202,19 @@ def _run(
     _handshake(job, party, channel, peers)
     tracker.phase("psi")
     start = time.perf_counter()
-    aligned = _align(job, party, channel, peers, data)
+    aligned = _align(job, party, channel, peers, data, progress=progress)
     tracker.psi(input_rows=int(data.shape[0]), intersection_size=int(aligned.shape[0]))
+    check_overlap(job, party, peers, data, int(aligned.shape[0]))  # before anything trains
     tracker.data("aligned_ids", **_ids_fingerprint(aligned, section.id_column))
     aligned_test = None
     if test is not None:
-        aligned_test = _align(job, party, channel, peers, test)
+        aligned_test = _align(job, party, channel, peers, test, progress=progress, desc="psi test")
         tracker.psi(
             input_rows=int(test.shape[0]),
             intersection_size=int(aligned_test.shape[0]),
             dataset="test_data",
         )
+        check_overlap(job, party, peers, test, int(aligned_test.shape[0]), dataset="test_data")
         tracker.data("aligned_test_ids", **_ids_fingerprint(aligned_test, section.id_column))
     tracker.crypto(scheme="ecdh-x25519", key_bits=255, purpose="psi")
     timing["psi"] = time.perf_counter() - start
@@ -243,7 +256,9 @@ def _run(
     result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
     tracker.phase("train")
     if job.job.type == "split_nn":
-        train_split_nn(job, party, channel, train, evaluate, run_dir, result, tracker)
+        train_split_nn(
+            job, party, channel, train, evaluate, run_dir, result, tracker, progress=progress
+        )
         timing.update(result.pop("_timing", {}))
     else:
         train_hetero_lr(job, party, channel, train, evaluate, run_dir, result, tracker, progress)

@@ -110,7 +110,10 @@ def train_split_nn(
     run_dir: Path,
     result: dict[str, Any],
     tracker: JobTracker,
+    *,
+    progress: bool = False,
 ) -> None:
+    from vfl._progress import epoch_bar
     from vfl.split_nn import run_split_nn_job
 
     section = job.party(party)
@@ -118,21 +121,30 @@ def train_split_nn(
     assert label_party is not None  # parse_job requires it for split_nn
     _label_dp_spent(job, party, tracker)
     hooks: dict[str, Any] = {}
-    if "on_epoch" in inspect.signature(run_split_nn_job).parameters:
-        hooks["on_epoch"] = functools.partial(epoch_hook, tracker)
-    out = run_split_nn_job(
-        **hooks,
-        model=job.model,
-        party=party,
-        label_party=label_party,
-        feature_parties=job.feature_parties,
-        train=train.drop(columns=[section.id_column]),
-        test=evaluate.drop(columns=[section.id_column]) if evaluate.shape[0] else None,
-        channel=channel,
-        run_dir=run_dir,
-        label_column=section.label_column or "y",
-        feature_columns=list(section.features) if section.features else None,
-    )
+    epochs = getattr(getattr(job.model, "config", None), "epochs", None)  # SplitNNJobModel
+    with epoch_bar(
+        "split NN", epochs=epochs if isinstance(epochs, int) else None, enabled=progress
+    ) as advance:
+        if "on_epoch" in inspect.signature(run_split_nn_job).parameters:
+
+            def on_epoch(info: dict[str, Any]) -> None:
+                epoch_hook(tracker, info)
+                advance()
+
+            hooks["on_epoch"] = on_epoch
+        out = run_split_nn_job(
+            **hooks,
+            model=job.model,
+            party=party,
+            label_party=label_party,
+            feature_parties=job.feature_parties,
+            train=train.drop(columns=[section.id_column]),
+            test=evaluate.drop(columns=[section.id_column]) if evaluate.shape[0] else None,
+            channel=channel,
+            run_dir=run_dir,
+            label_column=section.label_column or "y",
+            feature_columns=list(section.features) if section.features else None,
+        )
     for key in ("metrics", "privacy", "history", "crypto", "model_path"):
         if key in out:
             result[key] = out[key]
