@@ -18,7 +18,8 @@ from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
 from vfl.jobs import JobTracker, MeteredChannel, PartyIdentity, parse_job, run_job
-from vfl.jobs._tracker import CONTRIBUTION_EVENT, weight_shares
+from vfl.jobs._rounds import CONTRIBUTION_EVENT
+from vfl.jobs._views import weight_shares
 
 PARTIES = ["bank", "retailer"]
 

@@ -25,7 +25,8 @@ from vfl.jobs._register import (
     validation_metrics,
 )
 from vfl.jobs._spec import Job
-from vfl.jobs._tracker import JobTracker, plain, roles
+from vfl.jobs._tracker import JobTracker
+from vfl.jobs._views import plain, roles
 
 __all__ = ["Opening", "finish_job", "result_json"]
 
