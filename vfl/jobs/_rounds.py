@@ -24,7 +24,7 @@ from vfl.governance import (
     AuditLog,
     EventKind,
     Monitor,
-    RoundRecord,
+    MonitoredRound,
     record_epsilon_spent,
     record_round_metrics,
 )
@@ -276,7 +276,7 @@ class RoundLog:
         seconds: float,
         crypto_seconds: float,
     ) -> None:
-        record = RoundRecord(
+        record = MonitoredRound(
             round=self.count,
             metrics=dict(values),
             seconds=max(0.0, seconds),
