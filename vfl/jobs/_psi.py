@@ -6,10 +6,10 @@ kind writes the aligned ``data`` rows to ``RUN_DIR/aligned.csv`` and trains noth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from vfl._atomic import atomic_path
 from vfl.core import CryptoSection, Job, PartResult, PartyContext
 from vfl.errors import ConfigError
 
@@ -43,9 +43,8 @@ class PsiKind:
         if aligned is None:
             raise TypeError("a psi job was run without aligned rows")
         out = ctx.run_dir / "aligned.csv"
-        partial = out.with_name(f".{out.name}.partial")
-        aligned.to_csv(partial, index=False)
-        os.replace(partial, out)  # never a half-written aligned.csv
+        with atomic_path(out) as partial:  # never a half-written aligned.csv
+            aligned.to_csv(partial, index=False)
         return PartResult(crypto={"scheme": "ecdh-x25519"}, extra={"aligned_csv": str(out)})
 
 

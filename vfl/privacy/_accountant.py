@@ -25,8 +25,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from vfl._atomic import atomic_write
 from vfl.errors import ConfigError, VflError
 from vfl.privacy._rdp import DEFAULT_ORDERS, epsilon_from_rdp, rdp_sampled_gaussian
 
@@ -332,15 +331,7 @@ class RdpAccountant:
 
     def save(self, path: str | Path) -> None:
         """Write the state as JSON atomically (temporary file, then rename)."""
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> RdpAccountant:
