@@ -28,6 +28,7 @@ from vfl.governance import (
     record_epsilon_spent,
     record_round_metrics,
 )
+from vfl.jobs._kinds import kind_of
 from vfl.jobs._metered import MeteredChannel, PeerTraffic
 from vfl.jobs._runfiles import RunFiles, jsonable
 from vfl.jobs._spec import Job
@@ -143,6 +144,9 @@ class RoundLog:
         self._last_traffic: dict[str, PeerTraffic] = {}
         self._round_seconds = 0.0
         self._crypto_seconds = 0.0
+        # A vertical kind (label party + feature parties over aligned rows) vs. horizontal.
+        kind = kind_of(job.job.type)
+        self._vertical = kind.aligns and kind.needs_label
 
     def start(self) -> None:
         """Training starts: round 1's traffic counts from here, not with the PSI before it."""
@@ -151,10 +155,7 @@ class RoundLog:
     def expected_peers(self) -> list[str]:
         """Who this party hears from every round: the label party hears every feature party, a
         feature party the label party, the aggregator the sampled clients."""
-        if (
-            self.job.job.type in ("hetero_lr", "split_nn")
-            and self.party != self.job.job.label_party
-        ):
+        if self._vertical and self.party != self.job.job.label_party:
             return [str(self.job.job.label_party)]
         return list(self.peers)
 
@@ -188,7 +189,7 @@ class RoundLog:
         values = {k: float(v) for k, v in metrics.items() if number(v) is not None}
         self._metrics.update(values)
         self._event(traffic, values, seconds, epsilon, epsilon_round, crypto_seconds)
-        if contributions is None and self.job.job.type in ("hetero_lr", "split_nn"):
+        if contributions is None and self._vertical:
             contributions = observed_contributions(
                 self.job, self.party, traffic, seconds=seconds, waited=waited
             )

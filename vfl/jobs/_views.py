@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from vfl.jobs._kinds import kind_of
 from vfl.jobs._spec import Job
 
 __all__ = ["number", "plain", "roles", "total_rounds", "weight_shares"]
@@ -35,12 +36,13 @@ def plain(value: Any) -> Any:
 
 def roles(job: Job) -> dict[str, str]:
     """party -> role in ``job`` (``label`` / ``feature`` / ``aggregator`` / ``client`` / ``psi``)."""
+    kind = kind_of(job.job.type)
     out = {}
     for name in sorted(job.parties):
-        if job.job.type == "fedavg":
+        if not kind.aligns:  # horizontal
             out[name] = "aggregator" if name == job.job.aggregator else "client"
-        elif job.job.type == "psi":
-            out[name] = "psi"
+        elif not kind.needs_label:
+            out[name] = job.job.type
         else:
             out[name] = "label" if name == job.job.label_party else "feature"
     return out
