@@ -23,18 +23,18 @@ KINDS: dict[str, str] = {
 
 JOB_TYPES = tuple(KINDS)
 
-_loaded: dict[str, JobKind[Any]] = {}
+_loaded: dict[str, tuple[str, JobKind[Any]]] = {}  # type -> (registry entry, kind)
 
 
 def kind_of(name: str) -> JobKind[Any]:
     """The registered kind of ``job.type = name`` (imported on first use)."""
-    if name in _loaded:
-        return _loaded[name]
     if name not in KINDS:
         raise ConfigError(f"job.type must be one of {', '.join(KINDS)}, got {name!r}")
+    if name in _loaded and _loaded[name][0] == KINDS[name]:
+        return _loaded[name][1]
     module, _, attribute = KINDS[name].partition(":")
     kind = getattr(importlib.import_module(module), attribute)
     if not isinstance(kind, JobKind) or kind.name != name:
         raise TypeError(f"{KINDS[name]} is not the JobKind of job type {name!r}")
-    _loaded[name] = kind
+    _loaded[name] = (KINDS[name], kind)
     return kind
