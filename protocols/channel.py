@@ -31,6 +31,12 @@ class Channel(abc.ABC):
     def peers(self) -> tuple[str, ...]:
         """The other parties of the session, sorted by name."""
 
+    @property
+    def bytes_sent(self) -> int | None:
+        """Payload bytes sent so far when this channel counts them (a metering wrapper such as
+        :class:`vfl.jobs.MeteredChannel` does), else ``None``."""
+        return None
+
     @abc.abstractmethod
     def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
         """Encode, sign and send ``payload`` to ``peer`` under ``topic``."""

@@ -331,7 +331,7 @@ def _aligned_reference_split(run_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _reference(run_dir: Path) -> dict[str, Any]:
-    from vfl._reference import centralised_lr_auc, centralised_mlp_auc
+    from vfl.bench.reference import centralised_lr_auc, centralised_mlp_auc
 
     joined, test = _aligned_reference_split(run_dir)
     bank_cols = [c for c in joined.columns if c.startswith("bank.")]

@@ -97,7 +97,7 @@ def _write_data(root: Path) -> int:
 def _reference_auc(root: Path) -> float:
     """scikit-learn on the joined shared rows, split as ``vfl run`` splits them."""
     import psi
-    from vfl._reference import centralised_lr_auc
+    from vfl.bench.reference import centralised_lr_auc
     from vfl.jobs import agreed_test_rows
 
     bank = pd.read_csv(root / "bank.csv")

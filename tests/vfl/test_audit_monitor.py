@@ -16,7 +16,7 @@ from vfl.governance import (
     EventKind,
     GovernanceError,
     Monitor,
-    RoundRecord,
+    MonitoredRound,
     dropout_rate,
     evaluate_alerts,
     loss_deltas,
@@ -33,8 +33,8 @@ PARTIES = ("a", "b", "c", "d", "e")
 
 def _round(
     n: int, loss: float, *, responded: tuple[str, ...] = PARTIES, seconds: float = 1.0
-) -> RoundRecord:
-    return RoundRecord(
+) -> MonitoredRound:
+    return MonitoredRound(
         round=n,
         metrics={"loss": loss, "auc": 0.5 + n / 100},
         seconds=seconds,
@@ -105,9 +105,9 @@ def test_monitor_fires_once_and_audits(tmp_path: Path) -> None:
 
 def test_round_record_validation() -> None:
     with pytest.raises(GovernanceError, match="was not expected"):
-        RoundRecord(round=1, metrics={}, seconds=1.0, expected=("a",), responded=("z",))
+        MonitoredRound(round=1, metrics={}, seconds=1.0, expected=("a",), responded=("z",))
     with pytest.raises(GovernanceError, match="start at 1"):
-        RoundRecord(round=0, metrics={}, seconds=1.0, expected=(), responded=())
+        MonitoredRound(round=0, metrics={}, seconds=1.0, expected=(), responded=())
 
 
 _SAMPLE = re.compile(r'^[a-z_]+\{([a-z_]+="(?:[^"\\]|\\.)*",?)+\} (-?[0-9.e+-]+|NaN|[+-]Inf)$')

@@ -32,7 +32,7 @@ from vfl.horizontal import (
 )
 from vfl.horizontal._compress import UpdateEncoder, decode_update
 from vfl.horizontal._messages import CompressedUpdate
-from vfl.jobs import MODEL_PARSERS, parse_job
+from vfl.jobs import parse_job
 from vfl.metrics import auc
 
 D = 400
@@ -168,7 +168,6 @@ def _csv(path: Path, n: int, seed: int) -> None:
 def test_a_compressed_job_reports_bytes_per_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
     for i, name in enumerate(["b1", "b2", "hub"]):
         _csv(tmp_path / f"{name}.csv", 300, i)
     raw: dict[str, Any] = {

@@ -32,7 +32,7 @@ from vfl.horizontal import (
     run_fedavg_job,
     simulate,
 )
-from vfl.jobs import MODEL_PARSERS, parse_job
+from vfl.jobs import parse_job
 from vfl.privacy import BudgetExceeded, BudgetPolicy, epsilon_for_plan
 
 Q = 0.1  # 10 DP-SGD steps per local epoch
@@ -238,7 +238,6 @@ def _run(tmp_path: Path, job: Any, seed: int) -> dict[str, Any]:
 def test_fedavg_job_reports_privacy_and_resumes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
     for i, name in enumerate(["hub", "b1", "b2"]):
         _csv(tmp_path / f"{name}.csv", 300, i)
     model = {"rounds": 2, "learning_rate": 0.5, "dp": "record", "dp_noise_multiplier": 1.2,
@@ -316,7 +315,6 @@ def test_fedavg_dp_keys_parse() -> None:
 def test_fedavg_job_stops_cleanly_when_the_budget_is_spent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
     for i, name in enumerate(["hub", "b1", "b2"]):
         _csv(tmp_path / f"{name}.csv", 300, i)
     two = epsilon_for_plan(noise_multiplier=1.0, sampling_rate=Q, steps=20, delta=1e-5)

@@ -41,7 +41,7 @@ def _write(path: Path, n: int, seed: int) -> None:
 
 def _spawn(config: Path, party: str, role: str, data: Path, *extra: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRPC_VERBOSITY="ERROR")
-    cmd = [sys.executable, "-m", "vfl.horizontal._process", "--config", str(config),
+    cmd = [sys.executable, "-m", "vfl.cli._fedavg_party", "--config", str(config),
            "--party", party, "--job", "fl-grpc", "--role", role, "--data", str(data),
            "--round-timeout", "20", "--heartbeat", "1", *extra]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
 from vfl.errors import ConfigError
 from vfl.horizontal import FedJobModel, Mode, parse_fedavg_model, run_fedavg_job
-from vfl.jobs import MODEL_PARSERS, parse_job
+from vfl.jobs import parse_job
 
 
 def _csv(path: Path, n: int, seed: int) -> None:
@@ -57,7 +57,6 @@ def test_parse_fedavg_model_defaults_and_errors() -> None:
 
 
 def test_run_fedavg_job_every_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
     for i, name in enumerate(["b1", "b2", "b3"]):
         _csv(tmp_path / f"{name}.csv", 300, i)
         _csv(tmp_path / f"{name}_test.csv", 200, 10 + i)
@@ -116,7 +115,6 @@ def test_run_fedavg_job_every_party(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_run_fedavg_job_needs_an_aggregator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
     _csv(tmp_path / "a.csv", 50, 0)
     raw = {
         "job": {"id": "j", "type": "fedavg"},

@@ -17,8 +17,9 @@ import pytest
 from protocols.channel import Channel
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
-from vfl.jobs import MODEL_PARSERS, JobTracker, MeteredChannel, PartyIdentity, parse_job, run_job
-from vfl.jobs._tracker import CONTRIBUTION_EVENT, weight_shares
+from vfl.jobs import JobTracker, MeteredChannel, PartyIdentity, parse_job, run_job
+from vfl.jobs._rounds import CONTRIBUTION_EVENT
+from vfl.jobs._views import weight_shares
 
 PARTIES = ["bank", "retailer"]
 
@@ -158,7 +159,6 @@ CLIENTS = ["b1", "b2", "b3"]
 
 
 def _horizontal_job(tmp: Path, job_id: str, **model: Any) -> Any:
-    from vfl.horizontal import parse_fedavg_model
 
     rng = np.random.default_rng(5)
     for i, name in enumerate(["hub", *CLIENTS]):
@@ -178,9 +178,7 @@ def _horizontal_job(tmp: Path, job_id: str, **model: Any) -> Any:
         "crypto": {"scheme": "plain"},
         "model": model,
     }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(MODEL_PARSERS, "fedavg", parse_fedavg_model)
-        return parse_job(raw, base_dir=tmp)
+    return parse_job(raw, base_dir=tmp)
 
 
 @pytest.mark.slow  # three 1 s round deadlines

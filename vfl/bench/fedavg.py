@@ -261,7 +261,7 @@ def _grpc(args: argparse.Namespace, union: pd.DataFrame, test: pd.DataFrame) -> 
         common = ["--config", str(config), "--job", "bench-fedavg-grpc", "--round-timeout", "20"]
 
         def spawn(party: str, *extra: str) -> subprocess.Popen[str]:
-            cmd = [sys.executable, "-m", "vfl.horizontal._process", "--party", party, *common,
+            cmd = [sys.executable, "-m", "vfl.cli._fedavg_party", "--party", party, *common,
                    *extra]  # fmt: skip
             return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True)  # fmt: skip

@@ -13,9 +13,9 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
+from vfl._atomic import atomic_write
 from vfl.bench import BENCHMARKS
 from vfl.cli import RawDescriptionFormatter, VflArgumentParser
 
@@ -44,16 +44,7 @@ def _bench_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
 
 
 def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".bench-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(path), text)
 
 
 def _human(result: dict[str, Any], indent: int = 0) -> str:

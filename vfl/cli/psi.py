@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+from vfl._atomic import atomic_path
 
 __all__ = ["register"]
 
@@ -69,18 +69,8 @@ def _read_csv(path: str, id_column: str) -> Any:
 
 
 def _write_atomically(df: Any, path: str) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent or Path("."), prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        df.to_csv(fh, index=False)
 
 
 def _run(args: argparse.Namespace) -> int:

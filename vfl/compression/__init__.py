@@ -11,9 +11,6 @@ bytes before (as float32) and after in ``compressor.stats``. A receiver needs no
 ((4096,), 3.79)
 """
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from vfl.compression._base import Compressor
@@ -27,6 +24,13 @@ from vfl.compression._payloads import (
     payload_nbytes,
 )
 from vfl.compression._quantize import Quantizer, dequantize, quantize
+from vfl.compression._registry import (
+    COMPRESSORS,
+    UPDATE_COMPRESSIONS,
+    CompressorName,
+    make_compressor,
+    update_compressor,
+)
 from vfl.compression._sketch import CountSketch, sketch, unsketch
 from vfl.compression._sparse import (
     AdaptiveSparsity,
@@ -38,7 +42,6 @@ from vfl.compression._sparse import (
     sparsify,
 )
 from vfl.compression._sparse_wire import SPARSE_FORMAT_VERSION, SparseArray, sparse_breakdown
-from vfl.compression._updates import UPDATE_COMPRESSIONS, update_compressor
 
 __all__ = [
     "COMPRESSORS",
@@ -50,6 +53,7 @@ __all__ = [
     "CompressionError",
     "CompressionStats",
     "Compressor",
+    "CompressorName",
     "ConstantSparsity",
     "CountSketch",
     "QuantizedArray",
@@ -71,48 +75,6 @@ __all__ = [
     "unsketch",
     "update_compressor",
 ]
-
-
-def _q8(**kwargs: Any) -> Compressor:
-    return Quantizer(bits=8, **kwargs)
-
-
-def _q4(**kwargs: Any) -> Compressor:
-    return Quantizer(bits=4, **kwargs)
-
-
-def _topk(**kwargs: Any) -> Compressor:
-    return TopK(**kwargs)
-
-
-def _topk_q8(**kwargs: Any) -> Compressor:
-    return TopK(value_bits=8, **kwargs)
-
-
-def _topk_q4(**kwargs: Any) -> Compressor:
-    return TopK(value_bits=4, **kwargs)
-
-
-def _countsketch(**kwargs: Any) -> Compressor:
-    return CountSketch(**kwargs)
-
-
-COMPRESSORS: dict[str, Callable[..., Compressor]] = {
-    "q8": _q8,
-    "q4": _q4,
-    "topk": _topk,
-    "topk-q8": _topk_q8,
-    "topk-q4": _topk_q4,
-    "countsketch": _countsketch,
-}
-
-
-def make_compressor(name: str, **kwargs: Any) -> Compressor:
-    """A new compressor from the registry (keyword arguments go to its constructor)."""
-    factory = COMPRESSORS.get(name)
-    if factory is None:
-        raise CompressionError(f"unknown compressor {name!r}; known: {sorted(COMPRESSORS)}")
-    return factory(**kwargs)
 
 
 def decompress(payload: QuantizedArray | SparseArray | SketchedArray) -> np.ndarray:

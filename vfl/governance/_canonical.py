@@ -9,16 +9,13 @@ ensure_ascii=False, allow_nan=False)`` encoded as UTF-8, so equal values always 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from vfl.governance._errors import GovernanceError
 
-__all__ = ["canonical_json", "Clock", "utc_now", "format_time", "parse_time", "atomic_write"]
+__all__ = ["canonical_json", "Clock", "utc_now", "format_time", "parse_time"]
 
 Clock = Callable[[], datetime]
 
@@ -66,19 +63,3 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise GovernanceError(f"not an ISO date or time: {text!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and ``os.replace`` it into place."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from crypto.keys import VerifyKey
+from vfl._atomic import atomic_write
 from vfl.governance._audit import records_query, row_to_record
-from vfl.governance._canonical import atomic_write, canonical_json, format_time
+from vfl.governance._canonical import canonical_json, format_time
 from vfl.governance._errors import AuditError
 from vfl.governance._events import CATEGORIES, category_of
 from vfl.governance._records import AuditRecord, SignedHead

@@ -25,7 +25,7 @@ from vfl.governance._errors import GovernanceError
 from vfl.governance._events import EventKind
 
 __all__ = [
-    "RoundRecord",
+    "MonitoredRound",
     "AlertKind",
     "Alert",
     "AlertRules",
@@ -41,7 +41,7 @@ _log = logging.getLogger("vfl.governance.monitor")
 
 
 @dataclass(frozen=True)
-class RoundRecord:
+class MonitoredRound:
     """What one training round measured, at one party.
 
     ``metrics``: model metrics (``loss``, ``auc``, ``accuracy``, ``f1`` ...); ``bytes_sent`` and
@@ -133,14 +133,14 @@ def rounds_since_improvement(
     return since
 
 
-def dropout_rate(record: RoundRecord) -> float:
+def dropout_rate(record: MonitoredRound) -> float:
     """Share of the expected parties that did not respond in the round."""
     if not record.expected:
         return 0.0
     return 1.0 - len(set(record.responded)) / len(set(record.expected))
 
 
-def silent_parties(history: Sequence[RoundRecord], *, rounds: int) -> list[str]:
+def silent_parties(history: Sequence[MonitoredRound], *, rounds: int) -> list[str]:
     """Parties expected but absent in each of the last ``rounds`` rounds (sorted)."""
     if len(history) < rounds:
         return []
@@ -151,7 +151,7 @@ def silent_parties(history: Sequence[RoundRecord], *, rounds: int) -> list[str]:
     return sorted(silent)
 
 
-def evaluate_alerts(history: Sequence[RoundRecord], rules: AlertRules) -> list[Alert]:
+def evaluate_alerts(history: Sequence[MonitoredRound], rules: AlertRules) -> list[Alert]:
     """Every alert condition that holds after the latest round of ``history``."""
     if not history:
         return []
@@ -215,11 +215,11 @@ class Monitor:
         self.party = party
         self.rules = rules or AlertRules()
         self.audit_log = audit_log
-        self.history: list[RoundRecord] = []
+        self.history: list[MonitoredRound] = []
         self.alerts: list[Alert] = []
         self._active: set[tuple[AlertKind, str]] = set()
 
-    def observe(self, record: RoundRecord) -> list[Alert]:
+    def observe(self, record: MonitoredRound) -> list[Alert]:
         """Add a round; return the alerts that newly fire (logged and audited)."""
         if self.history and record.round <= self.history[-1].round:
             raise GovernanceError(

@@ -28,8 +28,8 @@ from typing import Any
 
 from crypto.errors import CryptoError
 from crypto.keys import VerifyKey
+from vfl._atomic import atomic_write
 from vfl.governance._audit import row_to_record
-from vfl.governance._canonical import atomic_write
 from vfl.governance._errors import AuditError, AuditTampered, GovernanceError
 from vfl.governance._records import GENESIS, SignedHead, chain_hash, record_preimage
 

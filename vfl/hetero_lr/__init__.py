@@ -14,14 +14,17 @@ from vfl.hetero_lr._config import (
     SchemeName,
 )
 from vfl.hetero_lr._feature import HeteroLRFeatureParty
+from vfl.hetero_lr._kind import HETERO_LR, HeteroLRKind
 from vfl.hetero_lr._label import HeteroLRLabelParty
 
 __all__ = [
+    "HETERO_LR",
     "Approximation",
     "ClassWeight",
     "CryptoSettings",
     "HeteroLRConfig",
     "HeteroLRFeatureParty",
+    "HeteroLRKind",
     "HeteroLRLabelParty",
     "LRSchedule",
     "Obfuscator",

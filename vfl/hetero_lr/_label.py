@@ -292,8 +292,8 @@ class HeteroLRLabelParty:
                 peers=self.feature_parties_,
             )
             record["seconds"] = time.perf_counter() - start
-            sent = getattr(channel, "bytes_sent", None)
-            if isinstance(sent, int):
+            sent = channel.bytes_sent
+            if sent is not None:
                 record["bytes_sent"] = sent
             self.history_.append(record)
             if self._on_epoch is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vfl._atomic import atomic_write
 from vfl.errors import ConfigError, VflError
 
 __all__ = ["FORMAT", "feature_matrix", "read_model", "write_model"]
@@ -49,15 +49,7 @@ def write_model(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Atomically write ``state`` (JSON-ready) with the format tag."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".model-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"format": FORMAT, **state}, fh, indent=1)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, json.dumps({"format": FORMAT, **state}, indent=1))
 
 
 def read_model(path: str | os.PathLike[str], *, role: str) -> dict[str, Any]:

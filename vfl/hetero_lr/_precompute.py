@@ -39,8 +39,7 @@ class IdleChannel(Channel):
 
     @property
     def bytes_sent(self) -> int | None:
-        sent = getattr(self._inner, "bytes_sent", None)
-        return sent if isinstance(sent, int) else None
+        return self._inner.bytes_sent
 
     def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
         self._inner.send(peer, topic, payload, round=round)

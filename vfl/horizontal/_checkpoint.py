@@ -5,11 +5,11 @@ JSON. Both are written to temporary files and renamed, so a crash never leaves h
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from vfl._atomic import atomic_path, atomic_write
 from vfl.errors import ConfigError
 from vfl.horizontal._server import FedServer, RoundRecord
 
@@ -25,8 +25,7 @@ def save_checkpoint(server: FedServer, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {"params": server.params}
     arrays.update({f"agg/{k}": v for k, v in server.aggregator.state().items()})
-    tmp_npz = directory / (_NPZ + ".tmp")
-    with open(tmp_npz, "wb") as fh:
+    with atomic_path(directory / _NPZ) as tmp_npz, open(tmp_npz, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
     meta = {
         "version": CHECKPOINT_VERSION,
@@ -37,10 +36,7 @@ def save_checkpoint(server: FedServer, directory: Path) -> Path:
         "history": [r.to_json() for r in server.history],
         "events": server.events,
     }
-    tmp_json = directory / (_JSON + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp_npz, directory / _NPZ)
-    os.replace(tmp_json, directory / _JSON)
+    atomic_write(directory / _JSON, json.dumps(meta, indent=1, sort_keys=True))  # last: the commit
     return directory / _JSON
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from crypto.random import RandomSource
+from vfl._atomic import atomic_write
 from vfl.errors import ConfigError
 from vfl.horizontal._dp import DpMode, DpPlan, DpSpec, PerSampleModel, dp_sgd_train, plan_dp
 from vfl.horizontal._models import LocalModel, LocalTraining
@@ -61,14 +60,7 @@ def _over(total: float, budget: PrivacyBudget | None) -> bool:
 
 def _write_json(path: Path, state: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(state, indent=1))
 
 
 def _load_accountant(path: Path, spec: DpSpec) -> RdpAccountant:

@@ -59,7 +59,7 @@ from vfl.horizontal._validation import ValidationPolicy
 from vfl.metrics import binary_metrics
 
 if TYPE_CHECKING:
-    from vfl.jobs import Job
+    from vfl.core import Job
 
 __all__ = ["FedJobModel", "parse_fedavg_model", "run_fedavg_job"]
 
@@ -102,10 +102,8 @@ def _typed(table: Mapping[str, Any], key: str, kinds: tuple[type, ...], default:
     return value
 
 
-def parse_fedavg_model(
-    model: Mapping[str, Any], crypto: Any = None, job: Any = None
-) -> FedJobModel:
-    """Validate the ``[model]`` table of a fedavg job (signature of ``MODEL_PARSERS`` entries)."""
+def parse_fedavg_model(model: Mapping[str, Any]) -> FedJobModel:
+    """Validate the ``[model]`` table of a fedavg job; errors name the key."""
     for key in model:
         if key not in _KEYS:
             raise ConfigError(f"unknown key model.{key} (allowed: {', '.join(sorted(_KEYS))})")
@@ -189,7 +187,7 @@ def run_fedavg_job(
     work_dir: Path,
     on_round: Callable[[RoundRecord], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``party``'s side of a fedavg job (``job`` is a :class:`vfl.jobs.Job` whose ``model``
+    """Run ``party``'s side of a fedavg job (``job`` is a :class:`vfl.core.Job` whose ``model``
     is a :class:`FedJobModel`); returns the JSON-ready result of ``vfl run --json``.
 
     A client's ``test_*`` metrics are of its final model on its ``test_data``: the personalised
@@ -198,7 +196,9 @@ def run_fedavg_job(
     """
     spec: FedJobModel = job.model
     if not isinstance(spec, FedJobModel):
-        raise ConfigError("job.model is not a fedavg [model] table (register parse_fedavg_model)")
+        raise ConfigError(
+            "job.model is not a fedavg [model] table (parse it with parse_fedavg_model)"
+        )
     agg_name = job.job.aggregator
     if agg_name is None or agg_name not in job.parties:
         raise ConfigError(f"job.aggregator must name one of the parties, got {agg_name!r}")

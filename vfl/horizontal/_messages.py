@@ -162,7 +162,7 @@ class TrainTask:
     secure: bool = False
     """Secure aggregation: run the masking steps and send ``mask(n_i * delta_i)``."""
     compression: str = "none"
-    """How to send the update: ``none`` or a :data:`vfl.horizontal._compress.UPDATE_COMPRESSORS`
+    """How to send the update: ``none`` or a :data:`vfl.compression.UPDATE_COMPRESSIONS`
     name (the client keeps its error-feedback state)."""
     compression_ratio: float = 0.1
     """Fraction of entries top-k keeps (``topk``, ``topk+q8``), or the sketch width fraction."""

@@ -7,12 +7,12 @@
 events.jsonl, result.json}`` (docs/governance.md, "What a job writes").
 """
 
+from vfl.jobs._kinds import JOB_TYPES, KINDS, kind_of
 from vfl.jobs._metered import MeteredChannel, PeerTraffic
 from vfl.jobs._provenance import PartyIdentity, code_version, identity_from_federation
 from vfl.jobs._run import agreed_test_rows, run_job
 from vfl.jobs._runfiles import RunFiles, jsonable
 from vfl.jobs._spec import (
-    MODEL_PARSERS,
     CryptoSection,
     EvaluationSection,
     Job,
@@ -29,7 +29,8 @@ __all__ = [
     "EvaluationSection",
     "Job",
     "JobSection",
-    "MODEL_PARSERS",
+    "JOB_TYPES",
+    "KINDS",
     "MeteredChannel",
     "MonitorSection",
     "PartyIdentity",
@@ -41,6 +42,7 @@ __all__ = [
     "code_version",
     "identity_from_federation",
     "jsonable",
+    "kind_of",
     "load_job",
     "parse_job",
     "run_job",

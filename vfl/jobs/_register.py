@@ -17,14 +17,11 @@ Only the norm leaves the party, never the weights.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from protocols.channel import Channel
 from vfl.errors import VflError
@@ -37,7 +34,6 @@ __all__ = [
     "register_part",
     "participant_metrics",
     "validation_metrics",
-    "weight_norm",
 ]
 
 logger = logging.getLogger("vfl.jobs")
@@ -109,25 +105,6 @@ def _contribution(peer: str, value: Any) -> dict[str, float]:
             raise VflError(f"{peer} sent a malformed contribution in its job summary")
         out[str(key)] = float(number)
     return out
-
-
-def weight_norm(model_file: Path) -> float | None:
-    """``||w_p||`` of a hetero LR model part (``model.json``): the Frobenius norm of its weights
-    over all tasks, without the label party's intercept row; ``None`` for other model files."""
-    try:
-        state = json.loads(model_file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or not isinstance(state.get("weights"), list):
-        return None
-    try:
-        weights = np.asarray(state["weights"], dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if state.get("role") == "label" and state.get("fit_intercept") and weights.shape[0]:
-        weights = weights[1:]
-    norm = float(np.linalg.norm(weights))
-    return norm if math.isfinite(norm) else None
 
 
 def register_part(

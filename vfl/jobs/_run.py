@@ -1,4 +1,8 @@
-"""Run one party's side of a job: check the file and data, align by PSI, train, evaluate, save.
+"""Run one party's side of a job: handshake -> align -> split -> ``kind.run`` -> finish.
+
+The job's kind (:func:`vfl.jobs._kinds.kind_of`, a :class:`vfl.core.JobKind`) says whether its
+rows are aligned by PSI and split into train / test, and does the kind's own work; this module
+does the rest, the same for every kind.
 
 Sequential code against a :class:`protocols.channel.Channel`, so the same function runs over the
 in-memory transport (tests) and over gRPC (``vfl run``). Every check that can fail on a party's
@@ -9,9 +13,10 @@ files, so a party running a different file is refused before any PSI or training
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +25,15 @@ import pandas as pd
 
 from protocols.channel import Channel
 from vfl._progress import count_bar
+from vfl.core import JobKind, PartyContext
 from vfl.errors import ConfigError
-from vfl.jobs._finish import finish_job
+from vfl.jobs._finish import Opening, finish_job
+from vfl.jobs._kinds import kind_of
 from vfl.jobs._metered import MeteredChannel
 from vfl.jobs._overlap import check_overlap
 from vfl.jobs._provenance import PartyIdentity, file_sha256, ids_sha256, work_dir_key
 from vfl.jobs._spec import Job
 from vfl.jobs._tracker import JobTracker
-from vfl.jobs._trainers import model_for, report_round, train_hetero_lr, train_split_nn
 
 __all__ = ["run_job", "agreed_test_rows"]
 
@@ -166,10 +172,12 @@ def run_job(
         tracker.close()
 
 
-def _read_input(job: Job, party: str, tracker: JobTracker, path: Path, what: str) -> pd.DataFrame:
+def _read_input(
+    job: Job, party: str, tracker: JobTracker, path: Path, what: str, *, features: bool
+) -> pd.DataFrame:
     df = _read_csv(path, f"parties.{party}.{what}")
     tracker.data(what, sha256=file_sha256(path), rows=int(df.shape[0]), columns=list(df.columns))
-    job.check_data(party, df, what=what)
+    job.check_data(party, df, what=what, features=features)
     return df
 
 
@@ -182,30 +190,86 @@ def _run(
     progress: bool,
     t0: float,
 ) -> dict[str, Any]:
-    section = job.party(party)
+    """Handshake -> align -> split -> ``kind.run`` -> finish, the same for every job kind."""
+    kind = kind_of(job.job.type)
     peers = tracker.peers
     missing = sorted(set(peers) - set(channel.peers))
     if missing:
         raise ConfigError(
             f"the channel of {party} cannot reach {', '.join(missing)} (check federation.toml)"
         )
-    if job.job.type == "fedavg":
-        _handshake(job, party, channel, peers)
-        return _run_fedavg(job, party, channel, tracker, progress=progress, t0=t0)
-    data = _read_input(job, party, tracker, section.data, "data")
+    inputs = _read_inputs(job, kind, party, tracker) if kind.aligns else None
+    kind.check(job, party)  # configuration errors before any message
+    _handshake(job, party, channel, peers)
+    if inputs is None:  # horizontal: parties share features, not rows; nothing to align
+        _fingerprint_inputs(job, party, tracker)
+        opening = Opening(job_id=job.job.id, party=party, type=job.job.type)
+        train, test = None, None
+    else:
+        aligned = _align_inputs(job, party, channel, tracker, *inputs, progress=progress)
+        opening = aligned.opening
+        train, test = aligned.data, aligned.test
+        if kind.splits:
+            train, test = _split(job, aligned)
+            opening = dataclasses.replace(
+                opening, rows={"train": int(train.shape[0]), "test": int(test.shape[0])}
+            )
+    if kind.trains:
+        tracker.phase("train")
+    ctx = PartyContext(
+        job=job,
+        party=party,
+        peers=tuple(peers),
+        channel=channel,
+        run_dir=tracker.run_dir,
+        tracker=tracker,
+        train=train,
+        test=test,
+        progress=progress,
+    )
+    part = kind.run(ctx, job.model)
+    return finish_job(job, party, channel, tracker, opening, part, t0=t0)
+
+
+def _read_inputs(
+    job: Job, kind: JobKind[Any], party: str, tracker: JobTracker
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """This party's ``data`` and ``test_data``, checked before any message."""
+    section = job.party(party)
+    features = kind.needs_features
+    data = _read_input(job, party, tracker, section.data, "data", features=features)
     test = None
     if section.test_data is not None:
-        test = _read_input(job, party, tracker, section.test_data, "test_data")
-    if job.job.type == "hetero_lr":
-        model_for(job, party)  # configuration errors before any message
-    timing: dict[str, float] = {}
-    _handshake(job, party, channel, peers)
+        test = _read_input(job, party, tracker, section.test_data, "test_data", features=features)
+    return data, test
+
+
+@dataclass(frozen=True)
+class _Aligned:
+    data: pd.DataFrame
+    test: pd.DataFrame | None
+    opening: Opening
+
+
+def _align_inputs(
+    job: Job,
+    party: str,
+    channel: MeteredChannel,
+    tracker: JobTracker,
+    data: pd.DataFrame,
+    test: pd.DataFrame | None,
+    *,
+    progress: bool,
+) -> _Aligned:
+    section = job.party(party)
+    peers = tracker.peers
     tracker.phase("psi")
     start = time.perf_counter()
     aligned = _align(job, party, channel, peers, data, progress=progress)
     tracker.psi(input_rows=int(data.shape[0]), intersection_size=int(aligned.shape[0]))
     check_overlap(job, party, peers, data, int(aligned.shape[0]))  # before anything trains
     tracker.data("aligned_ids", **_ids_fingerprint(aligned, section.id_column))
+    psi_summary: dict[str, int] = {"intersection_size": int(aligned.shape[0])}
     aligned_test = None
     if test is not None:
         aligned_test = _align(job, party, channel, peers, test, progress=progress, desc="psi test")
@@ -216,71 +280,27 @@ def _run(
         )
         check_overlap(job, party, peers, test, int(aligned_test.shape[0]), dataset="test_data")
         tracker.data("aligned_test_ids", **_ids_fingerprint(aligned_test, section.id_column))
+        psi_summary["test_intersection_size"] = int(aligned_test.shape[0])
     tracker.crypto(scheme="ecdh-x25519", key_bits=255, purpose="psi")
-    timing["psi"] = time.perf_counter() - start
-    run_dir = tracker.run_dir
-    result: dict[str, Any] = {
-        "job_id": job.job.id,
-        "party": party,
-        "type": job.job.type,
-        "psi": {
-            "intersection_size": int(aligned.shape[0]),
-            **(
-                {"test_intersection_size": int(aligned_test.shape[0])}
-                if aligned_test is not None
-                else {}
-            ),
-        },
-        "metrics": {},
-        "timing": timing,
-        "crypto": {"scheme": "ecdh-x25519" if job.job.type == "psi" else job.crypto.scheme},
-        "run_dir": str(run_dir),
-    }
-    if job.job.type == "psi":
-        out = run_dir / "aligned.csv"
-        partial = out.with_name(f".{out.name}.partial")
-        aligned.to_csv(partial, index=False)
-        os.replace(partial, out)  # never a half-written aligned.csv
-        result["aligned_csv"] = str(out)
-        return finish_job(job, party, channel, tracker, result, t0=t0, artefact=None)
-    if aligned_test is None:
-        mask = agreed_test_rows(
-            aligned.shape[0], fraction=job.evaluation.test_fraction, seed=job.evaluation.seed
-        )
-        train, evaluate = (
-            aligned[~mask].reset_index(drop=True),
-            aligned[mask].reset_index(drop=True),
-        )
-    else:
-        train, evaluate = aligned, aligned_test
-    result["rows"] = {"train": int(train.shape[0]), "test": int(evaluate.shape[0])}
-    tracker.phase("train")
-    if job.job.type == "split_nn":
-        train_split_nn(
-            job, party, channel, train, evaluate, run_dir, result, tracker, progress=progress
-        )
-        timing.update(result.pop("_timing", {}))
-    else:
-        train_hetero_lr(job, party, channel, train, evaluate, run_dir, result, tracker, progress)
-    crypto = result.get("crypto", {})
-    if isinstance(crypto, dict) and crypto.get("scheme"):
-        key_bits = crypto.get("key_bits")
-        tracker.crypto(
-            scheme=str(crypto["scheme"]),
-            key_bits=key_bits if isinstance(key_bits, int) else None,
-            purpose="train",
-        )
-    model_path = result.get("model_path")
-    return finish_job(
-        job,
-        party,
-        channel,
-        tracker,
-        result,
-        t0=t0,
-        artefact=Path(model_path) if model_path else None,
-        registering=sorted(job.parties),
+    opening = Opening(
+        job_id=job.job.id,
+        party=party,
+        type=job.job.type,
+        psi=psi_summary,
+        timing={"psi": time.perf_counter() - start},
     )
+    return _Aligned(aligned, aligned_test, opening)
+
+
+def _split(job: Job, aligned: _Aligned) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train / test rows: the aligned ``test_data``, else the agreed test fraction."""
+    if aligned.test is not None:
+        return aligned.data, aligned.test
+    rows = aligned.data
+    mask = agreed_test_rows(
+        rows.shape[0], fraction=job.evaluation.test_fraction, seed=job.evaluation.seed
+    )
+    return rows[~mask].reset_index(drop=True), rows[mask].reset_index(drop=True)
 
 
 def _ids_fingerprint(df: pd.DataFrame, id_column: str) -> dict[str, Any]:
@@ -290,18 +310,8 @@ def _ids_fingerprint(df: pd.DataFrame, id_column: str) -> dict[str, Any]:
     return {"sha256": ids_sha256(ids), "rows": len(ids), "columns": [id_column]}
 
 
-def _run_fedavg(
-    job: Job,
-    party: str,
-    channel: MeteredChannel,
-    tracker: JobTracker,
-    *,
-    progress: bool,
-    t0: float,
-) -> dict[str, Any]:
-    # Horizontal: parties share features, not rows; there is nothing to align.
-    from vfl.horizontal import run_fedavg_job
-
+def _fingerprint_inputs(job: Job, party: str, tracker: JobTracker) -> None:
+    """Fingerprints of the files a kind that does not align reads itself (when they exist)."""
     section = job.party(party)
     for what, path in (("data", section.data), ("test_data", section.test_data)):
         if path is not None and path.is_file():
@@ -309,46 +319,3 @@ def _run_fedavg(
             tracker.data(
                 what, sha256=file_sha256(path), rows=int(df.shape[0]), columns=list(df.columns)
             )
-    tracker.phase("train")
-
-    def on_round(record: Any) -> None:
-        report_round(record, progress=progress)
-        dropped = set(getattr(record, "dropped", {}) or {})
-        sampled = list(getattr(record, "sampled", ()) or ())
-        privacy = getattr(record, "privacy", None) or {}  # with DP: epsilon, epsilon_round, delta
-
-        def number(key: str) -> float | None:
-            value = privacy.get(key)
-            return float(value) if isinstance(value, int | float) else None
-
-        tracker.round(
-            metrics=dict(record.metrics),
-            seconds=float(record.seconds),
-            expected=sampled,
-            responded=[p for p in sampled if p not in dropped],
-            epsilon=number("epsilon"),
-            epsilon_round=number("epsilon_round"),
-            delta=number("delta"),
-            contributions=dict(getattr(record, "contributions", None) or {}),
-        )
-
-    fed = run_fedavg_job(
-        job, party=party, channel=channel, work_dir=tracker.run_dir, on_round=on_round
-    )
-    fed.setdefault("type", "fedavg")
-    fed.setdefault("metrics", {})
-    fed.setdefault("timing", {})
-    if fed.get("role") == "aggregator":
-        tracker.crypto(scheme=str(fed.get("crypto", {}).get("scheme", "plain")), key_bits=None,
-                       purpose="train")  # fmt: skip
-    artefact = tracker.run_dir / "global_params.npy"
-    return finish_job(
-        job,
-        party,
-        channel,
-        tracker,
-        fed,
-        t0=t0,
-        artefact=artefact if fed.get("role") == "aggregator" and artefact.is_file() else None,
-        registering=[party],
-    )

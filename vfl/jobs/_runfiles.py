@@ -2,7 +2,7 @@
 
 The layout is the contract read by the dashboard, the Prometheus endpoint and ``vfl report``
 (docs/governance.md, "What a job writes"): ``status.json`` is the latest snapshot, replaced
-atomically (write ``.status.json.partial`` then ``os.replace``); ``events.jsonl`` is append-only,
+atomically (:func:`vfl._atomic.atomic_write`); ``events.jsonl`` is append-only,
 one JSON object per line, flushed per line; ``result.json`` is written once, atomically, at the
 end of a job that succeeded. Files are created 0600 and the run directory 0700.
 """
@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from vfl._atomic import atomic_write
 
 __all__ = ["RunFiles", "write_json_atomic", "jsonable"]
 
@@ -47,13 +49,8 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` via ``.NAME.partial`` and ``os.replace`` (mode 0600)."""
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(jsonable(data), fh, indent=1, allow_nan=False)
-        fh.write("\n")
-    os.replace(partial, path)
+    """Write ``data`` as JSON to ``path`` atomically, mode 0600 (:func:`vfl._atomic.atomic_write`)."""
+    atomic_write(path, json.dumps(jsonable(data), indent=1, allow_nan=False) + "\n")
 
 
 class RunFiles:

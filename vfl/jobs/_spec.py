@@ -1,4 +1,7 @@
-"""Job files: parse and validate the TOML of DESIGN.md "The job file" into frozen dataclasses.
+"""Job files: parse and validate the TOML of DESIGN.md "The job file" into a :class:`Job`.
+
+The frozen sections live in :mod:`vfl.core` (the learning packages read them); the ``[model]``
+table is parsed by the job's kind (:data:`vfl.jobs.KINDS`).
 
 Every party runs the same file and reads only its own ``[parties.NAME]`` section's data. Unknown
 keys and wrong types are :class:`ConfigError` naming the key; so are a party that is not in the
@@ -12,28 +15,32 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from vfl.core import (
+    CryptoSection,
+    EvaluationSection,
+    Job,
+    JobSection,
+    MonitorSection,
+    PartySection,
+)
 from vfl.errors import ConfigError
+from vfl.jobs._kinds import kind_of
 
 __all__ = [
     "CryptoSection",
     "EvaluationSection",
     "Job",
     "JobSection",
-    "MODEL_PARSERS",
     "MonitorSection",
     "PartySection",
     "load_job",
     "parse_job",
 ]
 
-JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg")
 _TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
 
@@ -75,176 +82,6 @@ def _get(
     return value
 
 
-@dataclass(frozen=True)
-class JobSection:
-    id: str
-    type: str
-    label_party: str | None = None
-    aggregator: str | None = None
-    model_name: str | None = None
-
-
-@dataclass(frozen=True)
-class PartySection:
-    name: str
-    data: Path
-    id_column: str
-    test_data: Path | None = None
-    label_column: str | None = None
-    features: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class CryptoSection:
-    scheme: str = "paillier"
-    key_bits: int = 2048
-    obfuscator: str = "djn"
-    precision_bits: int = 16
-
-
-@dataclass(frozen=True)
-class EvaluationSection:
-    test_fraction: float = 0.2
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class MonitorSection:
-    """``[monitor]``: thresholds of the alert rules (vfl.governance.AlertRules)."""
-
-    plateau_rounds: int = 5
-    min_delta: float = 0.0
-    max_dropout: float = 0.2
-    silent_rounds: int = 3
-    round_time_limit: float | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A parsed job file. ``model`` is the type-specific config from :data:`MODEL_PARSERS`."""
-
-    job: JobSection
-    parties: Mapping[str, PartySection]
-    crypto: CryptoSection
-    evaluation: EvaluationSection
-    model: Any
-    psi: Mapping[str, Any] = field(default_factory=dict)
-    digest: str = ""
-    model_table: Mapping[str, Any] = field(default_factory=dict)
-    monitor: MonitorSection = field(default_factory=MonitorSection)
-
-    @property
-    def model_name(self) -> str:
-        """The registry name of this job's model: ``job.model_name``, else ``TYPE-PARTY-PARTY...``.
-
-        Runs of the same job type over the same parties share a name, so each new version's
-        parent is the previous version (lineage)."""
-        return self.job.model_name or "-".join([self.job.type, *sorted(self.parties)])
-
-    def party(self, name: str) -> PartySection:
-        if name not in self.parties:
-            raise ConfigError(
-                f"party {name!r} is not in this job file (parties: {', '.join(sorted(self.parties))}); is this the right file?"
-            )
-        return self.parties[name]
-
-    @property
-    def feature_parties(self) -> list[str]:
-        return sorted(p for p in self.parties if p != self.job.label_party)
-
-    def check_data(self, name: str, df: pd.DataFrame, *, what: str = "data") -> None:
-        """Columns this party's ``data``/``test_data`` must have; errors before any training."""
-        section = self.party(name)
-        if section.id_column not in df.columns:
-            raise ConfigError(f"parties.{name}.{what}: id column {section.id_column!r} is missing")
-        if section.label_column is not None and section.label_column not in df.columns:
-            raise ConfigError(
-                f"parties.{name}.{what}: label column {section.label_column!r} is missing"
-            )
-        if self.job.type == "psi":
-            return
-        lp = self.job.label_party
-        label = self.parties[lp].label_column if lp is not None and lp in self.parties else None
-        if name != self.job.label_party and label is not None and label in df.columns:
-            raise ConfigError(
-                f"parties.{name}.{what}: holds the label column {label!r}, but {name} is a feature party; remove it from its data"
-            )
-        features = (
-            list(section.features)
-            if section.features is not None
-            else [c for c in df.columns if c not in (section.id_column, section.label_column)]
-        )
-        missing = [c for c in features if c not in df.columns]
-        if missing:
-            raise ConfigError(
-                f"parties.{name}.{what}: feature column(s) missing: {', '.join(missing)}"
-            )
-        if not features:
-            raise ConfigError(f"parties.{name}.{what}: no feature columns")
-        for column in features:
-            if not pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(
-                df[column]
-            ):
-                raise ConfigError(
-                    f"parties.{name}.{what}: feature column {column!r} is not numeric (dtype {df[column].dtype})"
-                )
-
-
-def _parse_hetero_lr(
-    model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]
-) -> Any:
-    from vfl.hetero_lr import CryptoSettings, HeteroLRConfig, Obfuscator, SchemeName
-
-    if crypto.scheme not in ("paillier", "plain"):
-        raise ConfigError(
-            f"crypto.scheme {crypto.scheme!r} is not available for hetero_lr (paillier or plain)"
-        )
-    settings = CryptoSettings(
-        scheme=SchemeName(crypto.scheme),
-        key_bits=crypto.key_bits,
-        precision_bits=crypto.precision_bits,
-        obfuscator=Obfuscator(crypto.obfuscator)
-        if crypto.obfuscator in ("djn", "standard")
-        else crypto.obfuscator,  # type: ignore[arg-type]
-        insecure_allow_small_keys=bool(job.get("_insecure_small_keys", False)),
-    )
-    return HeteroLRConfig.from_mapping(model, crypto=settings)
-
-
-def _parse_none(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
-    if model:
-        raise ConfigError(
-            f"unknown key model.{next(iter(model))} (a psi job has no [model] settings)"
-        )
-    return None
-
-
-def _parse_split_nn(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
-    from vfl.split_nn import parse_split_nn_model
-
-    return parse_split_nn_model(
-        model,
-        scheme=crypto.scheme,
-        key_bits=crypto.key_bits,
-        insecure_allow_small_keys=bool(job.get("_insecure_small_keys", False)),
-    )
-
-
-def _parse_fedavg(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
-    from vfl.horizontal import parse_fedavg_model
-
-    return parse_fedavg_model(model, crypto, job)
-
-
-# Job type -> parser of the [model] table (imports are lazy: a psi job never loads torch).
-MODEL_PARSERS: dict[str, Callable[[Mapping[str, Any], CryptoSection, Mapping[str, Any]], Any]] = {
-    "psi": _parse_none,
-    "hetero_lr": _parse_hetero_lr,
-    "split_nn": _parse_split_nn,
-    "fedavg": _parse_fedavg,
-}
-
-
 def parse_job(
     raw: Mapping[str, Any], *, base_dir: Path | None = None, allow_small_keys: bool = False
 ) -> Job:
@@ -265,10 +102,7 @@ def parse_job(
         raise ConfigError("job.model_name must not be empty")
     if not job.id:
         raise ConfigError("job.id must not be empty")
-    if job.type not in JOB_TYPES:
-        raise ConfigError(f"job.type must be one of {', '.join(JOB_TYPES)}, got {job.type!r}")
-    if job.type not in MODEL_PARSERS:
-        raise ConfigError(f"job.type {job.type!r} is not supported by this version of vfl run")
+    kind = kind_of(job.type)  # ConfigError naming the registered types
     pt = _table(raw.get("parties", {}), "parties")
     if len(pt) < 2:
         raise ConfigError("parties needs at least two [parties.NAME] tables")
@@ -290,7 +124,7 @@ def parse_job(
             label_column=_get(section, "label_column", str, prefix, default=None),
             features=tuple(features) if features is not None else None,
         )
-    if job.type in ("hetero_lr", "split_nn"):
+    if kind.needs_label:
         if job.label_party is None:
             raise ConfigError(f"missing key job.label_party (required for {job.type})")
         if job.label_party not in parties:
@@ -316,6 +150,11 @@ def parse_job(
     )
     if crypto.scheme not in ("paillier", "ckks", "plain"):
         raise ConfigError(f"crypto.scheme must be paillier, ckks or plain, got {crypto.scheme!r}")
+    if crypto.scheme not in kind.schemes:
+        raise ConfigError(
+            f"crypto.scheme {crypto.scheme!r} is not available for {kind.name} "
+            f"({' or '.join(kind.schemes)})"
+        )
     et = _table(raw.get("evaluation", {}), "evaluation")
     _check_keys(et, {"test_fraction", "seed"}, "evaluation")
     evaluation = EvaluationSection(
@@ -336,8 +175,8 @@ def parse_job(
         )
     monitor = _parse_monitor(_table(raw.get("monitor", {}), "monitor"))
     model_table = dict(_table(raw.get("model", {}), "model"))
-    model = MODEL_PARSERS[job.type](
-        _table(raw.get("model", {}), "model"), crypto, {"_insecure_small_keys": allow_small_keys}
+    model = kind.parse_model(
+        _table(raw.get("model", {}), "model"), crypto, allow_small_keys=allow_small_keys
     )
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
     return Job(

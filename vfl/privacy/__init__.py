@@ -7,9 +7,9 @@ See ``docs/privacy.md`` for how to choose epsilon and delta.
 from vfl.privacy._accountant import (
     BudgetExceeded,
     BudgetPolicy,
+    GaussianRound,
     PrivacyBudget,
     RdpAccountant,
-    RoundRecord,
     RoundReport,
     epsilon_across_jobs,
 )
@@ -52,7 +52,7 @@ __all__ = [
     "InsecureNoiseWarning",
     "PrivacyBudget",
     "RdpAccountant",
-    "RoundRecord",
+    "GaussianRound",
     "RoundReport",
     "add_gaussian_noise",
     "add_laplace_noise",

@@ -25,8 +25,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from vfl._atomic import atomic_write
 from vfl.errors import ConfigError, VflError
 from vfl.privacy._rdp import DEFAULT_ORDERS, epsilon_from_rdp, rdp_sampled_gaussian
 
@@ -41,7 +40,7 @@ __all__ = [
     "BudgetExceeded",
     "BudgetPolicy",
     "PrivacyBudget",
-    "RoundRecord",
+    "GaussianRound",
     "RoundReport",
     "RdpAccountant",
     "epsilon_across_jobs",
@@ -74,7 +73,7 @@ class PrivacyBudget:
 
 
 @dataclass(frozen=True)
-class RoundRecord:
+class GaussianRound:
     """One round of one party: ``steps`` sampled-Gaussian steps."""
 
     party: str
@@ -123,12 +122,12 @@ class RdpAccountant:
         self.job_id = job_id
         self.budget = budget
         self.orders = tuple(float(a) for a in orders)
-        self._history: list[RoundRecord] = []
+        self._history: list[GaussianRound] = []
         self._rdp: dict[str, np.ndarray] = {}
         self._cache: dict[tuple[float, float, int], np.ndarray] = {}
 
     # -- math helpers -------------------------------------------------------------------------
-    def _record_rdp(self, record: RoundRecord) -> np.ndarray:
+    def _record_rdp(self, record: GaussianRound) -> np.ndarray:
         key = (record.noise_multiplier, record.sampling_rate, record.steps)
         if key not in self._cache:
             self._cache[key] = record.steps * rdp_sampled_gaussian(
@@ -150,7 +149,7 @@ class RdpAccountant:
         return tuple(sorted(self._rdp))
 
     @property
-    def history(self) -> tuple[RoundRecord, ...]:
+    def history(self) -> tuple[GaussianRound, ...]:
         return tuple(self._history)
 
     def epsilon(self, party: str) -> float:
@@ -187,7 +186,9 @@ class RdpAccountant:
         self, *, party: str, noise_multiplier: float, sampling_rate: float, steps: int
     ) -> float:
         """The party's total ``epsilon`` if it ran these extra steps (nothing is recorded)."""
-        record = RoundRecord(party, self.next_round(party), noise_multiplier, sampling_rate, steps)
+        record = GaussianRound(
+            party, self.next_round(party), noise_multiplier, sampling_rate, steps
+        )
         return self._epsilon(self._rdp.get(party, self._zero()) + self._record_rdp(record))
 
     def check_plan(
@@ -217,7 +218,9 @@ class RdpAccountant:
         self.check_plan(
             party=party, noise_multiplier=noise_multiplier, sampling_rate=sampling_rate, steps=steps
         )
-        record = RoundRecord(party, self.next_round(party), noise_multiplier, sampling_rate, steps)
+        record = GaussianRound(
+            party, self.next_round(party), noise_multiplier, sampling_rate, steps
+        )
         self._append(record)
         return self._report(record)
 
@@ -230,17 +233,19 @@ class RdpAccountant:
         horizontal job checks the next round's total against the budget, with a slack for
         floating-point composition); the report still says whether the budget is spent.
         """
-        record = RoundRecord(party, self.next_round(party), noise_multiplier, sampling_rate, steps)
+        record = GaussianRound(
+            party, self.next_round(party), noise_multiplier, sampling_rate, steps
+        )
         self._append(record)
         return self._report(record)
 
-    def _append(self, record: RoundRecord) -> None:
+    def _append(self, record: GaussianRound) -> None:
         self._history.append(record)
         self._rdp[record.party] = self._rdp.get(record.party, self._zero()) + self._record_rdp(
             record
         )
 
-    def _report(self, record: RoundRecord) -> RoundReport:
+    def _report(self, record: GaussianRound) -> RoundReport:
         return RoundReport(
             job_id=self.job_id,
             party=record.party,
@@ -310,7 +315,7 @@ class RdpAccountant:
             )
             for raw in state["history"]:
                 acc._append(
-                    RoundRecord(
+                    GaussianRound(
                         party=str(raw["party"]),
                         round=int(raw["round"]),
                         noise_multiplier=float(raw["noise_multiplier"]),
@@ -326,15 +331,7 @@ class RdpAccountant:
 
     def save(self, path: str | Path) -> None:
         """Write the state as JSON atomically (temporary file, then rename)."""
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> RdpAccountant:

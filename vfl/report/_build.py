@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.keys import VerifyKey
+from vfl._atomic import atomic_write
 from vfl.report._errors import ReportError
 from vfl.report._governance import read_audit, read_lineage
 from vfl.report._html import Section, page
@@ -101,7 +102,7 @@ def write_report(
     work_dir: str | os.PathLike[str] | None = None,
     audit_key: VerifyKey | None = None,
 ) -> Report:
-    """Render and write the report to ``out`` atomically (``out.partial``, then ``os.replace``).
+    """Render and write the report to ``out`` atomically (:func:`vfl._atomic.atomic_write`).
 
     Nothing is written when the run directory is refused; a reader never sees half a file.
     """
@@ -109,14 +110,8 @@ def write_report(
     target = Path(out)
     if target.is_dir():
         raise ReportError(f"{target} is a directory; give a file name for the report")
-    partial = target.with_name(target.name + ".partial")
     try:
-        with open(partial, "w", encoding="utf-8") as fh:
-            fh.write(report.html)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(partial, target)
+        atomic_write(target, report.html, mode=0o644)  # a report is for people to read
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ReportError(f"cannot write {target}: {exc.strerror or exc}") from None
     return report

@@ -12,16 +12,19 @@ from vfl.split_nn._config import CryptoConfig, DefenceConfig, Scheme, SplitNNCon
 from vfl.split_nn._defence import defend, leak_auc_bound
 from vfl.split_nn._feature import SplitNNFeatureParty
 from vfl.split_nn._job import SplitNNJobModel, parse_split_nn_model, run_split_nn_job, top_model
+from vfl.split_nn._kind import SPLIT_NN, SplitNNKind
 from vfl.split_nn._label import SplitNNLabelParty
 from vfl.split_nn._tensors import build_mlp
 
 __all__ = [
+    "SPLIT_NN",
     "CryptoConfig",
     "DefenceConfig",
     "Scheme",
     "SplitNNConfig",
     "SplitNNFeatureParty",
     "SplitNNJobModel",
+    "SplitNNKind",
     "SplitNNLabelParty",
     "attack_scores",
     "build_mlp",

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from vfl._atomic import atomic_path
 from vfl.errors import VflError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "list_epochs", "common_epoch", "KEEP"]
@@ -38,9 +39,8 @@ def save_checkpoint(directory: str | os.PathLike[str], epoch: int, state: dict[s
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"epoch-{epoch:04d}.pt"
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     for old in list_epochs(root)[:-KEEP]:
         (root / f"epoch-{old:04d}.pt").unlink(missing_ok=True)
     return path

@@ -21,6 +21,18 @@ from vfl.split_nn._backends import make_evaluator, make_key_owner
 from vfl.split_nn._checkpoint import list_epochs, load_checkpoint, save_checkpoint
 from vfl.split_nn._config import SplitNNConfig
 from vfl.split_nn._interactive import FeatureShare, share_init
+from vfl.split_nn._messages import (
+    TOPIC_CTL,
+    TOPIC_PLAN,
+    TOPIC_RESUME,
+    TOPIC_VERDICT,
+    Control,
+    Hello,
+    Plan,
+    Resume,
+    Verdict,
+    receive,
+)
 from vfl.split_nn._plan import batches, chunks, handshake, split_rows
 from vfl.split_nn._tensors import embedding_dim, features
 
@@ -61,26 +73,25 @@ class SplitNNFeatureParty:
     # -- session set-up ---------------------------------------------------------------------
     def _session(
         self, channel: Channel, df: pd.DataFrame, *, train: bool
-    ) -> tuple[FeatureShare, dict[str, Any], torch.Tensor]:
+    ) -> tuple[FeatureShare, Hello, torch.Tensor]:
         x = features(df, self.feature_columns)
         if self.feature_columns is None:
             self.feature_columns = list(df.columns)
         d = embedding_dim(self.bottom, x.shape[1])
-        info = {
-            "config": self.config.fingerprint(),
-            "rows": int(x.shape[0]),
-            "dim": d,
-            "train": train,
-            "checkpoints": list_epochs(self.checkpoint_dir) if train else [],
-        }
+        info = Hello(
+            config=self.config.fingerprint(),
+            rows=int(x.shape[0]),
+            train=train,
+            dim=d,
+            checkpoints=tuple(list_epochs(self.checkpoint_dir)) if train else (),
+        )
         other = handshake(channel, self.label_party, label_side=False, info=info)
         owner = make_key_owner(self.config.crypto, rng=self._rng)
         channel.send(self.label_party, "snn/key", owner.public)
         evaluator = make_evaluator(
             self.config.crypto, channel.recv(self.label_party, "snn/key"), rng=self._rng
         )
-        plan = channel.recv(self.label_party, "snn/plan")
-        fan_in = plan.get("fan_in") if isinstance(plan, dict) else None
+        fan_in = receive(channel, self.label_party, TOPIC_PLAN, Plan).fan_in
         if not isinstance(fan_in, int) or fan_in < d:
             raise VflError("label party sent no interactive-layer width")
         if self._share is None:
@@ -116,7 +127,7 @@ class SplitNNFeatureParty:
         """
         share, _, x = self._session(channel, df, train=True)
         start = 0
-        resume = channel.recv(self.label_party, "snn/resume")
+        resume = receive(channel, self.label_party, TOPIC_RESUME, Resume).epoch
         if resume is not None:
             self._load(int(resume))
             share.share = self._share  # type: ignore[assignment]
@@ -126,8 +137,7 @@ class SplitNNFeatureParty:
         train_rows, val_rows = split_rows(x.shape[0], self.config)
         best: dict[str, Any] | None = None
         for epoch in range(start, self.config.epochs):
-            ctl = channel.recv(self.label_party, "snn/ctl")
-            if ctl.get("stop"):
+            if receive(channel, self.label_party, TOPIC_CTL, Control).stop:
                 break
             epoch_started = time.perf_counter()
             self.bottom.train()
@@ -153,8 +163,7 @@ class SplitNNFeatureParty:
                 channel.send(self.label_party, "snn/scores_dir", np.concatenate(dir_scores))
             if val_rows.size:
                 self._forward_rows(channel, share, x, val_rows)
-            verdict = channel.recv(self.label_party, "snn/verdict")
-            if verdict.get("best"):
+            if receive(channel, self.label_party, TOPIC_VERDICT, Verdict).best:
                 best = self._state(epoch)
             if self.checkpoint_dir is not None:
                 state = self._state(epoch)
@@ -171,7 +180,7 @@ class SplitNNFeatureParty:
                     }
                 )
         else:
-            channel.recv(self.label_party, "snn/ctl")
+            receive(channel, self.label_party, TOPIC_CTL, Control)
         if best is None and resume is not None:
             best = self._resume_best
         if best is not None:

@@ -25,6 +25,17 @@ from vfl.split_nn._config import SplitNNConfig
 from vfl.split_nn._defence import defend
 from vfl.split_nn._interactive import LabelShare, share_init
 from vfl.split_nn._label_privacy import privacy_summary, receive_leak_aucs, rr_training_labels
+from vfl.split_nn._messages import (
+    TOPIC_CTL,
+    TOPIC_PLAN,
+    TOPIC_RESUME,
+    TOPIC_VERDICT,
+    Control,
+    Hello,
+    Plan,
+    Resume,
+    Verdict,
+)
 from vfl.split_nn._plan import batches, handshake, split_rows
 from vfl.split_nn._tensors import embedding_dim, features
 
@@ -137,12 +148,12 @@ class SplitNNLabelParty:
     # -- session set-up -------------------------------------------------------------------------
     def _session(
         self, channel: Channel, df: pd.DataFrame, *, train: bool
-    ) -> tuple[dict[str, LabelShare], Any, list[dict[str, Any]]]:
-        info = {"config": self.config.fingerprint(), "rows": int(len(df)), "train": train}
+    ) -> tuple[dict[str, LabelShare], Any, list[Hello]]:
+        info = Hello(config=self.config.fingerprint(), rows=int(len(df)), train=train)
         hellos = [handshake(channel, p, label_side=True, info=info) for p in self.feature_parties]
         owner = make_key_owner(self.config.crypto, rng=self._rng)
         shares: dict[str, LabelShare] = {}
-        dims = [h.get("dim") for h in hellos]
+        dims = [h.dim for h in hellos]
         for peer, d in zip(self.feature_parties, dims, strict=True):
             if not isinstance(d, int) or d < 1:
                 raise VflError(f"{peer} announced no embedding width")
@@ -155,7 +166,7 @@ class SplitNNLabelParty:
                 self.config.crypto, channel.recv(peer, "snn/key"), rng=self._rng
             )
             channel.send(peer, "snn/key", owner.public)
-            channel.send(peer, "snn/plan", {"fan_in": fan_in})
+            channel.send(peer, TOPIC_PLAN, Plan(fan_in=fan_in))
             if peer not in self._shares:
                 if not train:
                     raise VflError("predict before fit: the label party has no trained shares")
@@ -214,14 +225,12 @@ class SplitNNLabelParty:
         self._build(x.shape[1])
         shares, owner, hellos = self._session(channel, df, train=True)
         resume = (
-            common_epoch(
-                list_epochs(self.checkpoint_dir), *(h.get("checkpoints", []) for h in hellos)
-            )
+            common_epoch(list_epochs(self.checkpoint_dir), *(h.checkpoints for h in hellos))
             if self.checkpoint_dir is not None
             else None
         )
         for peer in self.feature_parties:
-            channel.send(peer, "snn/resume", resume)
+            channel.send(peer, TOPIC_RESUME, Resume(epoch=resume))
         start, best_loss, best, stale = 0, float("inf"), None, 0
         saved_labels = None
         if resume is not None:
@@ -244,9 +253,9 @@ class SplitNNLabelParty:
             epoch_started = time.perf_counter()
             if stale >= self.config.patience:
                 log.info("early stopping after epoch %d", epoch)
-                channel.broadcast("snn/ctl", {"stop": True}, peers=self.feature_parties)
+                channel.broadcast(TOPIC_CTL, Control(stop=True), peers=self.feature_parties)
                 break
-            channel.broadcast("snn/ctl", {"stop": False}, peers=self.feature_parties)
+            channel.broadcast(TOPIC_CTL, Control(stop=False), peers=self.feature_parties)
             record = self._epoch(channel, shares, owner, x, y_t, train_rows, epoch, y_true)
             if val_rows.size:
                 proba = self._infer(channel, shares, x, val_rows)
@@ -261,7 +270,7 @@ class SplitNNLabelParty:
             best_loss, stale = (loss, 0) if improved else (best_loss, stale + 1)
             if improved:
                 best = self._state(epoch)
-            channel.broadcast("snn/verdict", {"best": improved}, peers=self.feature_parties)
+            channel.broadcast(TOPIC_VERDICT, Verdict(best=improved), peers=self.feature_parties)
             self.history.append(record)
             log.info(
                 "epoch %d/%d %s",
@@ -288,7 +297,7 @@ class SplitNNLabelParty:
                     }
                 )
         else:
-            channel.broadcast("snn/ctl", {"stop": True}, peers=self.feature_parties)
+            channel.broadcast(TOPIC_CTL, Control(stop=True), peers=self.feature_parties)
         if best is not None:
             self._restore(best)
         self.privacy = privacy_summary(self.config, self.history)

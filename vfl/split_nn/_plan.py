@@ -7,7 +7,6 @@ validation rows and each epoch's batch order are computed locally from ``seed`` 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +14,7 @@ import numpy.typing as npt
 from protocols.channel import Channel
 from vfl.errors import VflError
 from vfl.split_nn._config import SplitNNConfig
+from vfl.split_nn._messages import TOPIC_HELLO, Hello, receive
 
 __all__ = ["split_rows", "batches", "chunks", "handshake"]
 
@@ -43,19 +43,16 @@ def chunks(n_rows: int, batch_size: int) -> Iterator[IntArray]:
         yield np.arange(start, min(start + batch_size, n_rows), dtype=np.int64)
 
 
-def handshake(
-    channel: Channel, peer: str, *, label_side: bool, info: dict[str, Any]
-) -> dict[str, Any]:
-    """Exchange ``info`` (config fingerprint, row count, ...) and check the shared fields agree."""
+def handshake(channel: Channel, peer: str, *, label_side: bool, info: Hello) -> Hello:
+    """Exchange :class:`Hello` messages and check the shared fields (config, rows, train) agree."""
     if label_side:
-        channel.send(peer, "snn/hello", info)
-        other = channel.recv(peer, "snn/hello")
+        channel.send(peer, TOPIC_HELLO, info)
+        other = receive(channel, peer, TOPIC_HELLO, Hello)
     else:
-        other = channel.recv(peer, "snn/hello")
-        channel.send(peer, "snn/hello", info)
-    if not isinstance(other, dict):
-        raise VflError(f"{peer} sent a malformed handshake")
+        other = receive(channel, peer, TOPIC_HELLO, Hello)
+        channel.send(peer, TOPIC_HELLO, info)
     for key in ("config", "rows", "train"):
-        if key in info and key in other and info[key] != other[key]:
-            raise VflError(f"{peer} disagrees on {key}: {other[key]!r} != {info[key]!r}")
+        mine, theirs = getattr(info, key), getattr(other, key)
+        if mine != theirs:
+            raise VflError(f"{peer} disagrees on {key}: {theirs!r} != {mine!r}")
     return other

@@ -1,8 +1,8 @@
 """One party of a horizontal job as its own OS process over gRPC + mutual TLS.
 
-    python -m vfl.horizontal._process --config federation.toml --party c01 --job J \\
+    python -m vfl.cli._fedavg_party --config federation.toml --party c01 --job J \\
         --role client --data c01.csv
-    python -m vfl.horizontal._process --config federation.toml --party agg --job J \\
+    python -m vfl.cli._fedavg_party --config federation.toml --party agg --job J \\
         --role aggregator --data test.csv --clients c01,c02,... --rounds 20
 
 The aggregator evaluates the global model on ``--data`` after every round. Each process prints
@@ -31,12 +31,22 @@ import pandas as pd
 
 import protocols.grpc
 from protocols.config import load_federation
-from vfl.horizontal._aggregator import run_aggregator
-from vfl.horizontal._client import FedClient, run_client
-from vfl.horizontal._config import FedConfig
-from vfl.horizontal._messages import ClientReport, ClientUpdate, Finish, ProfileSummary, TrainTask
-from vfl.horizontal._models import LocalTraining, LogisticModel, logistic_factory
-from vfl.horizontal._server import FedServer, RoundRecord
+from vfl.horizontal import (
+    ClientReport,
+    ClientUpdate,
+    FedClient,
+    FedConfig,
+    FedServer,
+    Finish,
+    LocalTraining,
+    LogisticModel,
+    ProfileSummary,
+    RoundRecord,
+    TrainTask,
+    logistic_factory,
+    run_aggregator,
+    run_client,
+)
 from vfl.metrics import auc
 
 __all__ = ["main"]
@@ -68,7 +78,7 @@ def _xy(path: Path, label: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vfl.horizontal._process")
+    p = argparse.ArgumentParser(prog="python -m vfl.cli._fedavg_party")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--party", required=True)
     p.add_argument("--job", required=True)
