@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg")
+# Job types whose Paillier key size comes from crypto.key_bits, and the smallest size allowed
+# without --insecure-small-keys (the error names that flag, so an operator knows the way out).
+_PAILLIER_KEYED = ("hetero_lr", "split_nn")
+_MIN_KEY_BITS = 2048
 _TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
 
@@ -316,6 +320,16 @@ def parse_job(
     )
     if crypto.scheme not in ("paillier", "ckks", "plain"):
         raise ConfigError(f"crypto.scheme must be paillier, ckks or plain, got {crypto.scheme!r}")
+    if (
+        job.type in _PAILLIER_KEYED
+        and crypto.scheme == "paillier"
+        and crypto.key_bits < _MIN_KEY_BITS
+        and not allow_small_keys
+    ):
+        raise ConfigError(
+            f"crypto.key_bits must be >= {_MIN_KEY_BITS} (got {crypto.key_bits}): "
+            "pass --insecure-small-keys to allow smaller keys (tests only)"
+        )
     et = _table(raw.get("evaluation", {}), "evaluation")
     _check_keys(et, {"test_fraction", "seed"}, "evaluation")
     evaluation = EvaluationSection(
