@@ -13,7 +13,9 @@ port; :func:`server_credentials` builds the right credentials).
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -44,6 +46,9 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_ping_strikes", 0),
+    # gRPC sets SO_REUSEPORT by default, so a second node for the same party would listen on
+    # the same port and share its connections. One node per address: refuse the second.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -61,6 +66,36 @@ def client_credentials(config: FederationConfig, party: str) -> grpc.ChannelCred
     return grpc.ssl_channel_credentials(
         root_certificates=config.ca_pem(), private_key=key, certificate_chain=cert
     )
+
+
+def _refuse_bound(bind: str) -> None:
+    """Raise ``ConfigError`` if ``bind`` (``HOST:PORT``) is already taken by another process.
+
+    A probe bind without ``SO_REUSEPORT``, so a listener of any process makes it fail; port 0 (any free port) and names that do not resolve are left to gRPC.
+    """
+    host, _, port_text = bind.rpartition(":")
+    host = host.strip("[]")
+    if not port_text.isdigit() or int(port_text) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host or None, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR: connections of an earlier node left in TIME_WAIT do not count,
+            # a listening socket still does (on Linux and macOS).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"address {bind} is already in use by another process"
+                    ) from None
+                continue
 
 
 class PartyNode:
@@ -142,8 +177,13 @@ class PartyNode:
             options=_SERVER_OPTIONS,
         )
         self.register(server)
-        port = server.add_secure_port(self._bind, server_credentials(self.config, self.party))
+        _refuse_bound(self._bind)
+        try:
+            port = server.add_secure_port(self._bind, server_credentials(self.config, self.party))
+        except RuntimeError:  # grpc >= 1.60 raises on a failed bind instead of returning 0
+            port = 0
         if port == 0:
+            _refuse_bound(self._bind)
             raise ConfigError(f"parties.{self.party}.address: cannot listen on {self._bind}")
         server.start()
         self._server, self.port = server, port

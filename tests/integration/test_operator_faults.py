@@ -1,0 +1,92 @@
+"""An operator's common faults, provoked for real: two ``vfl`` processes, a foreign CA made with
+``vfl certs init``, ``kill -9``. Each fault is one line naming the cause and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.protocols.grpc_harness import ROOT, free_port
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), GRPC_VERBOSITY="ERROR")
+
+
+def vfl(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vfl.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def certs_init(out: Path, *, base_port: int) -> Path:
+    done = vfl(
+        "certs", "init", "--parties", "bank,retailer", "--out", out, "--base-port", base_port
+    )
+    assert done.returncode == 0, done.stderr
+    return out / "federation.toml"
+
+
+def serve(config: Path, party: str, *extra: object) -> subprocess.Popen[str]:
+    """``vfl serve --json``, returned once it prints that it serves."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vfl.cli", "serve", "--config", str(config), "--party", party]
+        + ["--json", *map(str, extra)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=30)
+        raise AssertionError(f"vfl serve {party} did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    assert json.loads(line)["status"] == "serving"
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.communicate()
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("vfl: error:")]
+    assert len(lines) == 1, done.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.grpc
+def test_a_second_node_on_a_bound_port_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+    config = certs_init(tmp_path / "fed", base_port=port)
+    first = serve(config, "bank")
+    try:
+        second = vfl("serve", "--config", config, "--party", "bank", "--json", timeout=60)
+        assert second.returncode == 2
+        assert second.stdout == ""  # never claimed to serve
+        assert one_line_error(second) == (
+            f"vfl: error: address 127.0.0.1:{port} is already in use by another process"
+        )
+        assert first.poll() is None  # the first node is untouched
+    finally:
+        stop(first)
+    # Once the first node is gone the port is free again (its TIME_WAIT leftovers do not count).
+    again = serve(config, "bank")
+    stop(again)
