@@ -42,7 +42,10 @@ def register(sub: Any) -> None:
         "--work-dir", default=".", help="this party's work directory (runs/JOB_ID/PARTY inside)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds to wait for any one peer message"
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for a peer: to reach it, and for any one message from it",
     )
     parser.add_argument(
         "--insecure-small-keys",
@@ -88,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
             )
             # The URL carries the token: stderr, like the progress lines, never the JSON on stdout.
             print(f"dashboard: {dashboard.login_url}", file=sys.stderr, flush=True)
-        channel = node.channel(job.job.id, default_timeout=args.timeout)
+        # --timeout bounds every wait: a peer message, and reaching a peer (the connect window).
+        channel = node.channel(job.job.id, send_timeout=args.timeout, default_timeout=args.timeout)
         try:
             result = run_job(
                 job,

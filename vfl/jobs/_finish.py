@@ -91,10 +91,13 @@ def register_model(
                 name=name,
                 peers=others,
                 metrics=metrics,
+                job_id=job.job.id,
                 contribution=None if norm is None else {"weight_norm": norm},
             )
+            reservation: str | None = job.job.id
         else:
             version, reported = str(next_version(registry, name)), {party: metrics}
+            reservation = None
         role = roles(job)
         holder = job.job.label_party if job.job.type != "fedavg" else job.job.aggregator
         privacy = result.get("privacy")
@@ -110,7 +113,13 @@ def register_model(
             job_id=job.job.id,
         )
         model = register_part(
-            registry, name=name, version=version, artefact=artefact, metadata=metadata, actor=party
+            registry,
+            name=name,
+            version=version,
+            artefact=artefact,
+            metadata=metadata,
+            actor=party,
+            reservation=reservation,
         )
     tracker.model(name=model.name, version=model.version, stage=str(model.stage))
     norms = {p: c["weight_norm"] for p, c in contributed.items() if "weight_norm" in c}
