@@ -9,6 +9,10 @@ has never been seen up (no answered heartbeat, no ready connection, no verified 
 it) is not declared down, because parties start in any order: sends to it keep retrying and
 receives wait until their own deadlines.
 
+A peer that goes down when nothing needs it (``expected_gone(peer)``: it closed every job session
+it had with this node cleanly, or no session is open) is logged at INFO, not as a warning: a
+finished job is not an incident.
+
 Each answered heartbeat also measures the round-trip time of the ``Check`` call (:meth:`rtt`,
 seconds from sending the request to reading the reply, TLS connection already up) and when the
 peer was last seen up (:meth:`last_seen`, unix time of the latest answered heartbeat, completed
@@ -45,6 +49,7 @@ class PeerMonitor:
         retry_delay: float = 0.5,
         on_change: Callable[[], None] = lambda: None,
         now: Callable[[], float] = time.time,
+        expected_gone: Callable[[str], bool] = lambda peer: False,
     ) -> None:
         self._stubs = {peer: health_pb2_grpc.HealthStub(ch) for peer, ch in channels.items()}
         self._channels = dict(channels)
@@ -53,6 +58,7 @@ class PeerMonitor:
         self._max_failures = max_failures
         self._retry_delay = retry_delay
         self._on_change = on_change
+        self._expected_gone = expected_gone
         self._lock = threading.Lock()
         self._down: dict[str, str] = {}
         self._failures = dict.fromkeys(channels, 0)
@@ -146,7 +152,10 @@ class PeerMonitor:
                     changed = True
             failing = self._failures[peer] > 0
         if changed:
-            _log.warning("peer %s is %s", peer, "up" if ok else f"down: {detail}")
+            if ok or self._expected_gone(peer):
+                _log.info("peer %s is %s", peer, "up" if ok else f"gone (its jobs ended): {detail}")
+            else:
+                _log.warning("peer %s is down: %s", peer, detail)
             self._on_change()
         return ok and not failing
 

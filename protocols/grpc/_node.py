@@ -147,7 +147,10 @@ class PartyNode:
             ]
             self.peer_channels[name] = grpc.secure_channel(peer.address, creds, options=options)
         self.monitor = PeerMonitor(
-            self.peer_channels, interval=heartbeat_interval, on_change=self._wake_sessions
+            self.peer_channels,
+            interval=heartbeat_interval,
+            on_change=self._wake_sessions,
+            expected_gone=self._peer_done,
         )
         self.servicer = PartyServicer(
             party=party,
@@ -268,6 +271,12 @@ class PartyNode:
             session = self._sessions.pop((job_id, session_id), None)
         if session is not None:
             session.close()
+
+    def _peer_done(self, peer: str) -> bool:
+        """``True`` if no open session needs ``peer``: it closed each of them, or none is open."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return all(session.peer_closed(peer) for session in sessions)
 
     def _wake_sessions(self) -> None:
         with self._lock:

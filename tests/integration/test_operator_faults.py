@@ -90,3 +90,68 @@ def test_a_second_node_on_a_bound_port_is_refused(tmp_path: Path) -> None:
     # Once the first node is gone the port is free again (its TIME_WAIT leftovers do not count).
     again = serve(config, "bank")
     stop(again)
+
+
+def write_job(tmp_path: Path, job_id: str, *, model_name: str = "credit", rows: int = 240) -> Path:
+    """A small hetero LR job (plain scheme, fixed seed) for bank (label) and retailer."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(rows, 4))
+    y = (x @ np.array([1.5, -1.0, 0.8, 0.5]) + rng.normal(scale=0.5, size=rows) > 0).astype(int)
+    ids = [f"c{i:04d}" for i in range(rows)]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    pd.DataFrame({"id": ids, "y": y, "x0": x[:, 0], "x1": x[:, 1]}).to_csv(
+        data / "bank.csv", index=False
+    )
+    pd.DataFrame({"id": ids[::-1], "a0": x[::-1, 2], "a1": x[::-1, 3]}).to_csv(
+        data / "retailer.csv", index=False
+    )
+    job = tmp_path / f"{job_id}.toml"
+    job.write_text(
+        f"""
+[job]
+id = "{job_id}"
+type = "hetero_lr"
+label_party = "bank"
+model_name = "{model_name}"
+
+[parties.bank]
+data = "data/bank.csv"
+id_column = "id"
+label_column = "y"
+
+[parties.retailer]
+data = "data/retailer.csv"
+id_column = "id"
+
+[crypto]
+scheme = "plain"
+
+[evaluation]
+test_fraction = 0.2
+seed = 0
+
+[model]
+epochs = 2
+batch_size = 64
+validation_fraction = 0.0
+"""
+    )
+    return job
+
+
+def run_party(
+    job: Path, config: Path, party: str, work: Path, *extra: object
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vfl.cli", "-v", "run", str(job), "--config", str(config)]
+        + ["--party", party, "--work-dir", str(work), "--json", *map(str, extra)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
