@@ -155,3 +155,58 @@ def run_party(
         env=ENV,
         cwd=ROOT,
     )
+
+
+def _noise(stderr: str) -> list[str]:
+    """Warnings an operator would read as an incident."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if " WARNING " in line and ("is down" in line or "out_of_order" in line)
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.grpc
+def test_concurrent_jobs_with_one_model_name_register_distinct_matching_versions(
+    tmp_path: Path,
+) -> None:
+    # Two jobs at once: 4 processes, each job on its own ports (one node per address), both
+    # sharing each party's work dir and so its registry.db.
+    config = certs_init(tmp_path / "fed", base_port=free_port())
+    text = config.read_text()
+    configs = {"job-a": config, "job-b": config.with_name("federation-b.toml")}
+    for party in ("bank", "retailer"):
+        old = load_address(config, party)
+        text = text.replace(f'address = "{old}"', f'address = "127.0.0.1:{free_port()}"')
+    configs["job-b"].write_text(text)
+    jobs = {job_id: write_job(tmp_path, job_id) for job_id in configs}
+    procs = {
+        (job_id, party): run_party(jobs[job_id], configs[job_id], party, tmp_path / party)
+        for job_id in jobs
+        for party in ("bank", "retailer")
+    }
+    out = {}
+    for key, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        assert not _noise(stderr), _noise(stderr)
+        out[key] = json.loads(stdout.strip().splitlines()[-1])
+    versions = {key: result["model"]["version"] for key, result in out.items()}
+    for job_id in jobs:
+        assert versions[(job_id, "bank")] == versions[(job_id, "retailer")], versions
+    assert versions[("job-a", "bank")] != versions[("job-b", "bank")], versions
+    registries = {}
+    for party in ("bank", "retailer"):
+        from vfl.governance import ModelRegistry
+
+        with ModelRegistry(tmp_path / party / "registry.db", party=party) as registry:
+            registries[party] = {m.version: m.metadata.job_id for m in registry.versions("credit")}
+    assert registries["bank"] == registries["retailer"]
+    assert sorted(registries["bank"].values()) == ["job-a", "job-b"]
+
+
+def load_address(config: Path, party: str) -> str:
+    from protocols.config import load_federation
+
+    return load_federation(config).party(party).address
