@@ -33,6 +33,7 @@ from protocols.grpc._channel import GrpcChannel
 from protocols.grpc._monitor import DEFAULT_HEARTBEAT_INTERVAL, PeerMonitor
 from protocols.grpc._servicer import SPOOL_THRESHOLD, PartyServicer
 from protocols.grpc._session import Session
+from protocols.grpc._tls_probe import certificate_problem
 from protocols.verify import Verifier
 
 __all__ = ["PartyNode", "server_credentials", "client_credentials", "MAX_MESSAGE_BYTES"]
@@ -151,6 +152,7 @@ class PartyNode:
             interval=heartbeat_interval,
             on_change=self._wake_sessions,
             expected_gone=self._peer_done,
+            classify=self._certificate_problem,
         )
         self.servicer = PartyServicer(
             party=party,
@@ -271,6 +273,17 @@ class PartyNode:
             session = self._sessions.pop((job_id, session_id), None)
         if session is not None:
             session.close()
+
+    def _certificate_problem(self, peer: str, details: str) -> str | None:
+        """Why TLS with ``peer`` fails, from a direct handshake (:mod:`._tls_probe`)."""
+        key, cert = self.config.tls_identity(self.party)
+        return certificate_problem(
+            peer,
+            self.config.party(peer).address,
+            ca_pem=self.config.ca_pem(),
+            cert_pem=cert,
+            key_pem=key,
+        )
 
     def _peer_done(self, peer: str) -> bool:
         """``True`` if no open session needs ``peer``: it closed each of them, or none is open."""
