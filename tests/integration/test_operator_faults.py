@@ -244,3 +244,54 @@ def test_a_peer_with_a_bad_certificate_is_a_permanent_error_naming_it(
     assert line[0].startswith(f"vfl: error: {expected}"), line[0]
     if fault == "wrong_name":
         assert "does not name 'retailer'" in line[0]
+
+
+@pytest.mark.slow
+@pytest.mark.grpc
+def test_a_killed_run_is_marked_failed_by_the_next_node_in_its_work_dir(tmp_path: Path) -> None:
+    import time
+
+    from vfl.dashboard._runs import RunStore
+
+    config = certs_init(tmp_path / "fed", base_port=free_port())
+    job = write_job(tmp_path, "killed", rows=2000)
+    text = job.read_text().replace("epochs = 2", "epochs = 500")
+    job.write_text(text)
+    work = tmp_path / "bank"
+    procs = {p: run_party(job, config, p, tmp_path / p) for p in ("bank", "retailer")}
+    status_path = work / "runs" / "killed" / "bank" / "status.json"
+    try:
+        phase = None
+        for _ in range(1200):  # until the bank trains (PSI done), at most ~2 minutes
+            if status_path.exists():
+                try:
+                    phase = json.loads(status_path.read_text())["phase"]
+                except ValueError:
+                    phase = None  # never: status.json is replaced atomically
+                if phase == "train":
+                    break
+            assert procs["bank"].poll() is None, procs["bank"].communicate()[1][-3000:]
+            time.sleep(0.1)
+        assert phase == "train"
+        pid = procs["bank"].pid
+        procs["bank"].send_signal(signal.SIGKILL)
+        procs["bank"].wait(timeout=30)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    status = json.loads(status_path.read_text())
+    assert status["phase"] == "train" and status["owner"]["pid"] == pid  # left behind
+    store = RunStore(work)
+    view = store.view(store.find(job="killed", party="bank"))  # type: ignore[arg-type]
+    reason = f"process {pid} died without finishing (in phase 'train')"
+    assert view.phase == "failed"  # the dashboard shows it failed at once
+    assert view.to_json()["status"]["error"] == reason
+    # The next node in that work dir marks it failed on disk, with the reason.
+    node = serve(config, "bank", "--work-dir", work)
+    stop(node)
+    status = json.loads(status_path.read_text())
+    assert status["phase"] == "failed" and status["error"] == reason
+    last = json.loads((status_path.parent / "events.jsonl").read_text().splitlines()[-1])
+    assert last["kind"] == "phase" and last["phase"] == "failed" and last["error"] == reason

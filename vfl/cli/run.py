@@ -66,6 +66,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from protocols.config import load_federation
     from protocols.grpc import PartyNode
+    from vfl._liveness import mark_dead_runs
     from vfl.errors import ConfigError
     from vfl.jobs import identity_from_federation, jsonable, load_job, run_job
 
@@ -76,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"job parties missing from {args.config}: {', '.join(unknown)}")
     identity = identity_from_federation(config, args.party)
+    mark_dead_runs(args.work_dir)  # a run whose process died is failed, never left "train"
     node = PartyNode(config, args.party, bind=args.bind).start()
     dashboard = None
     try:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vfl._liveness import process_owner
+
 __all__ = ["RunFiles", "write_json_atomic", "jsonable"]
 
 PHASES = ("starting", "psi", "train", "evaluate", "done", "failed")
@@ -110,6 +112,8 @@ class RunFiles:
             "crypto_seconds": None,
             "crypto_share": None,
             "error": None,
+            # Which process writes this run: a later vfl run / serve marks it failed if it died.
+            "owner": process_owner(),
         }
         self._write_status()
 
