@@ -21,7 +21,10 @@ __all__ = ["certificate_problem", "looks_like_tls_failure"]
 _HOSTNAME_MISMATCH = 62
 _CERT_NOT_YET_VALID = 9
 _CERT_HAS_EXPIRED = 10
+# "socket closed": what a client sees when the server drops it after the handshake, as a server
+# that refuses its certificate does (the probe then tells that apart from a peer going away).
 _TLS_WORDS = ("ssl", "handshake", "certificate", "peer name", "tsi_", "verification check")
+_TLS_WORDS += ("socket closed",)
 
 
 def looks_like_tls_failure(details: str) -> bool:
@@ -70,7 +73,9 @@ def certificate_problem(
         try:
             with context.wrap_socket(sock, server_hostname=peer) as tls:
                 try:
-                    tls.recv(1)  # the server's HTTP/2 settings, or its alert about our cert
+                    # A node that accepted us sends its HTTP/2 settings at once; one that
+                    # refused our certificate alerts or just closes the connection.
+                    first = tls.recv(1)
                 except TimeoutError:
                     return None
                 except ssl.SSLError as exc:
@@ -80,7 +85,12 @@ def certificate_problem(
                             f"({exc.reason or exc}): does it use this federation's CA?"
                         )
                     return None
-                return None
+                if first:
+                    return None
+                return (
+                    f"peer {peer!r} at {address} refused this party's certificate (it closed "
+                    "the connection after the handshake): does it use this federation's CA?"
+                )
         except ssl.SSLCertVerificationError as exc:
             if exc.verify_code == _HOSTNAME_MISMATCH:
                 return (

@@ -213,7 +213,7 @@ def load_address(config: Path, party: str) -> str:
 
 
 @pytest.mark.grpc
-@pytest.mark.parametrize("fault", ["foreign_ca", "wrong_name"])
+@pytest.mark.parametrize("fault", ["foreign_ca", "wrong_name", "ours_refused"])
 def test_a_peer_with_a_bad_certificate_is_a_permanent_error_naming_it(
     tmp_path: Path, fault: str
 ) -> None:
@@ -221,29 +221,35 @@ def test_a_peer_with_a_bad_certificate_is_a_permanent_error_naming_it(
 
     config = certs_init(tmp_path / "fed", base_port=free_port())
     fed = config.parent
-    if fault == "foreign_ca":  # the retailer serves a certificate of another federation's CA
+    serving, running = "retailer", "bank"
+    if fault in ("foreign_ca", "ours_refused"):  # the retailer's certificate is another CA's
         foreign = certs_init(tmp_path / "foreign", base_port=free_port()).parent
         source = foreign / "retailer"
         expected = "peer 'retailer' presented a certificate not issued by this federation's CA"
+        if fault == "ours_refused":  # the bank serves and refuses the retailer's client cert
+            serving, running = "bank", "retailer"
+            expected = "peer 'bank' at 127.0.0.1:"
     else:  # a certificate of this CA, but issued to the bank
         source = fed / "bank"
         expected = "peer 'retailer' at 127.0.0.1:"
     for name in ("tls.pem", "tls.key"):
         shutil.copy(source / name, fed / "retailer" / name)
-    retailer = serve(config, "retailer")
+    node = serve(config, serving)
     try:
         job = write_job(tmp_path, "tls-job")
         # --timeout 600: a retried handshake failure would take minutes, not seconds.
-        bank = run_party(job, config, "bank", tmp_path / "bank", "--timeout", "600")
-        _, stderr = bank.communicate(timeout=120)
+        run = run_party(job, config, running, tmp_path / running, "--timeout", "600")
+        _, stderr = run.communicate(timeout=120)
     finally:
-        stop(retailer)
-    assert bank.returncode == 3, stderr[-3000:]
+        stop(node)
+    assert run.returncode == 3, stderr[-3000:]
     line = [x for x in stderr.splitlines() if x.startswith("vfl: error:")]
     assert len(line) == 1, stderr[-3000:]
     assert line[0].startswith(f"vfl: error: {expected}"), line[0]
     if fault == "wrong_name":
         assert "does not name 'retailer'" in line[0]
+    if fault == "ours_refused":
+        assert "refused this party's certificate" in line[0]
 
 
 @pytest.mark.slow
