@@ -23,8 +23,8 @@ _CERT_NOT_YET_VALID = 9
 _CERT_HAS_EXPIRED = 10
 # "socket closed": what a client sees when the server drops it after the handshake, as a server
 # that refuses its certificate does (the probe then tells that apart from a peer going away).
-_TLS_WORDS = ("ssl", "handshake", "certificate", "peer name", "tsi_", "verification check")
-_TLS_WORDS += ("socket closed",)
+_TLS_WORDS: tuple[str, ...] = ("ssl", "handshake", "certificate", "peer name", "tsi_")
+_TLS_WORDS += ("verification check", "socket closed")
 
 
 def looks_like_tls_failure(details: str) -> bool:
