@@ -111,7 +111,7 @@ def deliver(
         if left <= 0:
             if last.startswith("session-not-open"):
                 raise ForeignJob(f"{peer!r} never opened the session: {last}")
-            raise PeerDown(f"peer {peer!r} unreachable for {timeout:g} s: {last}")
+            raise PeerDown(f"peer {peer!r} unreachable for {round(timeout, 1):g} s: {last}")
         try:
             stub.Send(_chunks(env, parts), timeout=left)
             return

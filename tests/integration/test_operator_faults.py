@@ -301,3 +301,16 @@ def test_a_killed_run_is_marked_failed_by_the_next_node_in_its_work_dir(tmp_path
     assert status["phase"] == "failed" and status["error"] == reason
     last = json.loads((status_path.parent / "events.jsonl").read_text().splitlines()[-1])
     assert last["kind"] == "phase" and last["phase"] == "failed" and last["error"] == reason
+
+
+@pytest.mark.grpc
+def test_the_connect_window_follows_timeout(tmp_path: Path) -> None:
+    config = certs_init(tmp_path / "fed", base_port=free_port())
+    job = write_job(tmp_path, "alone")
+    bank = run_party(job, config, "bank", tmp_path / "bank", "--timeout", "3")  # no retailer
+    _, stderr = bank.communicate(timeout=120)
+    assert bank.returncode == 3, stderr[-3000:]
+    line = one_line_error(subprocess.CompletedProcess([], 3, "", stderr))
+    assert line.startswith("vfl: error: peer 'retailer' unreachable for 3 s"), line
+    status = json.loads((tmp_path / "bank" / "runs" / "alone" / "bank" / "status.json").read_text())
+    assert status["phase"] == "failed"
