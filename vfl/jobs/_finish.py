@@ -16,7 +16,6 @@ from vfl.jobs._metered import MeteredChannel
 from vfl.jobs._provenance import code_version
 from vfl.jobs._register import (
     agree_version,
-    next_version,
     participant_metrics,
     register_part,
     validation_metrics,
@@ -96,7 +95,8 @@ def register_model(
             )
             reservation: str | None = job.job.id
         else:
-            version, reported = str(next_version(registry, name)), {party: metrics}
+            # Alone, but above what concurrent multi-party jobs have reserved here.
+            version, reported = str(registry.next_free(name)), {party: metrics}
             reservation = None
         role = roles(job)
         holder = job.job.label_party if job.job.type != "fedavg" else job.job.aggregator
