@@ -11,8 +11,9 @@
     :class:`UnsupportedVersion`, :class:`PeerIdentityMismatch` (gRPC: the TLS client
     certificate is another party's).
     ``CodecError`` -- a verified payload is malformed, too large or of an unknown format.
-  ``TransportError`` -- the link failed: :class:`PeerDown` (the peer is gone) and
-  :class:`ChannelTimeout` (nothing arrived before the deadline).
+  ``TransportError`` -- the link failed: :class:`PeerDown` (the peer is gone),
+  :class:`ChannelTimeout` (nothing arrived before the deadline) and :class:`UntrustedPeer`
+  (the TLS handshake failed on a certificate: permanent, never retried).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "TransportError",
     "PeerDown",
     "ChannelTimeout",
+    "UntrustedPeer",
     "REJECTION_REASONS",
 ]
 
@@ -150,3 +152,9 @@ class PeerDown(TransportError):
 
 class ChannelTimeout(TransportError, TimeoutError):
     """No message arrived before the deadline."""
+
+
+class UntrustedPeer(TransportError):
+    """The TLS handshake with a peer failed on a certificate: the peer's is not issued by the
+    federation CA or names another party, or the peer refused ours. Permanent: retrying cannot
+    help, so it is raised at once instead of after the connect window."""

@@ -38,6 +38,7 @@ from protocols.errors import (
     ProtocolError,
     Replayed,
     TransportError,
+    UntrustedPeer,
 )
 from protocols.grpc._session import CLOSE_TOPIC
 from protocols.serde import envelope_to_proto
@@ -74,6 +75,10 @@ def _no_down_reason(peer: str) -> str | None:
     return None
 
 
+def _no_verdict(peer: str, details: str) -> str | None:
+    return None
+
+
 def deliver(
     stub: Any,
     peer: str,
@@ -82,10 +87,13 @@ def deliver(
     *,
     timeout: float,
     down_reason: Callable[[str], str | None] = _no_down_reason,
+    untrusted: Callable[[str, str], str | None] = _no_verdict,
 ) -> None:
     """Stream a sealed envelope and its payload over a ``PartyServiceStub``, with retries.
 
-    ``UNAVAILABLE`` is retried with exponential backoff until ``timeout``; a rejection raises
+    ``UNAVAILABLE`` is retried with exponential backoff until ``timeout``, unless
+    ``untrusted(peer, details)`` names a certificate problem (:class:`UntrustedPeer`, at once,
+    not after the whole window); a rejection raises
     its own :class:`EnvelopeRejected` subclass, a malformed payload :class:`CodecError`.
     Protocol code calls :meth:`GrpcChannel.send`; this is public for tools and tests that
     replay or forge envelopes.
@@ -93,6 +101,9 @@ def deliver(
     deadline = time.monotonic() + timeout
     delay, attempts, last = 0.05, 0, ""
     while True:
+        verdict = untrusted(peer, "")  # a certificate problem already known
+        if verdict is not None:
+            raise UntrustedPeer(verdict)
         reason = down_reason(peer)
         if reason is not None:
             raise PeerDown(f"peer {peer!r} is down: {reason}")
@@ -100,7 +111,7 @@ def deliver(
         if left <= 0:
             if last.startswith("session-not-open"):
                 raise ForeignJob(f"{peer!r} never opened the session: {last}")
-            raise PeerDown(f"peer {peer!r} unreachable for {timeout:g} s: {last}")
+            raise PeerDown(f"peer {peer!r} unreachable for {round(timeout, 1):g} s: {last}")
         try:
             stub.Send(_chunks(env, parts), timeout=left)
             return
@@ -120,6 +131,9 @@ def deliver(
             raise ChannelTimeout(f"send to {peer!r} on {env.topic!r} timed out after {timeout:g} s")
         if code != grpc.StatusCode.UNAVAILABLE:
             raise TransportError(f"send to {peer!r} failed: {code.name}: {details}")
+        verdict = untrusted(peer, details)
+        if verdict is not None:
+            raise UntrustedPeer(verdict)
         last = details
         _log.debug("send to %s unavailable (%s); retry in %.2f s", peer, details, delay)
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -197,6 +211,7 @@ class GrpcChannel(Channel):
             parts,
             timeout=timeout,
             down_reason=self._node.monitor.down_reason,
+            untrusted=self._node.monitor.classify_failure,
         )
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
@@ -205,9 +220,16 @@ class GrpcChannel(Channel):
             peer,
             topic,
             timeout=self._default_timeout if timeout is None else timeout,
-            peer_down=self._node.monitor.down_reason,
+            peer_down=self._peer_down,
             party=self.party,
         )
+
+    def _peer_down(self, peer: str) -> str | None:
+        """The monitor's verdict on ``peer``; a certificate problem raises :class:`UntrustedPeer`."""
+        verdict = self._node.monitor.untrusted(peer)
+        if verdict is not None:
+            raise UntrustedPeer(verdict)
+        return self._node.monitor.down_reason(peer)
 
     def _seal_next(self, peer: str, topic: str, round: int, encoded: Any) -> Envelope:
         """Sign the next envelope to ``peer`` (the caller holds ``self._locks[peer]``)."""

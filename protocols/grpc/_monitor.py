@@ -9,6 +9,14 @@ has never been seen up (no answered heartbeat, no ready connection, no verified 
 it) is not declared down, because parties start in any order: sends to it keep retrying and
 receives wait until their own deadlines.
 
+A peer that goes down when nothing needs it (``expected_gone(peer)``: it closed every job session
+it had with this node cleanly, or no session is open) is logged at INFO, not as a warning: a
+finished job is not an incident.
+
+A heartbeat that fails on the TLS handshake is classified at once (``classify(peer, details)``, a
+direct handshake, :mod:`protocols.grpc._tls_probe`): a certificate problem marks the peer
+*untrusted* and down with that reason immediately, seen before or not, because no retry can fix it.
+
 Each answered heartbeat also measures the round-trip time of the ``Check`` call (:meth:`rtt`,
 seconds from sending the request to reading the reply, TLS connection already up) and when the
 peer was last seen up (:meth:`last_seen`, unix time of the latest answered heartbeat, completed
@@ -45,6 +53,8 @@ class PeerMonitor:
         retry_delay: float = 0.5,
         on_change: Callable[[], None] = lambda: None,
         now: Callable[[], float] = time.time,
+        expected_gone: Callable[[str], bool] = lambda peer: False,
+        classify: Callable[[str, str], str | None] = lambda peer, details: None,
     ) -> None:
         self._stubs = {peer: health_pb2_grpc.HealthStub(ch) for peer, ch in channels.items()}
         self._channels = dict(channels)
@@ -53,6 +63,9 @@ class PeerMonitor:
         self._max_failures = max_failures
         self._retry_delay = retry_delay
         self._on_change = on_change
+        self._expected_gone = expected_gone
+        self._classify = classify
+        self._untrusted: dict[str, str] = {}
         self._lock = threading.Lock()
         self._down: dict[str, str] = {}
         self._failures = dict.fromkeys(channels, 0)
@@ -84,6 +97,31 @@ class PeerMonitor:
         """Why ``peer`` is considered down, or ``None`` if it is up (or unknown)."""
         with self._lock:
             return self._down.get(peer)
+
+    def untrusted(self, peer: str) -> str | None:
+        """Why TLS with ``peer`` cannot work (a certificate problem), or ``None``."""
+        with self._lock:
+            return self._untrusted.get(peer)
+
+    def classify_failure(self, peer: str, details: str) -> str | None:
+        """Classify a failed call's status text: the certificate problem it shows, or ``None``.
+
+        Only texts that mention TLS are probed; a verdict is kept until the peer answers again."""
+        from protocols.grpc._tls_probe import looks_like_tls_failure
+
+        known = self.untrusted(peer)
+        if known is not None or not looks_like_tls_failure(details):
+            return known
+        verdict = self._classify(peer, details)
+        if verdict is not None:
+            with self._lock:
+                first = peer not in self._untrusted
+                self._untrusted[peer] = verdict
+                self._down[peer] = verdict
+            if first:
+                _log.error("%s", verdict)
+                self._on_change()
+        return verdict
 
     def rtt(self, peer: str) -> float | None:
         """Round-trip time in seconds of the latest answered heartbeat to ``peer`` (``None``
@@ -130,9 +168,14 @@ class PeerMonitor:
             detail = "" if ok else "not serving"
         except grpc.RpcError as exc:
             ok, detail = False, f"{exc.code().name}: {exc.details()}"
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and self.classify_failure(
+                peer, str(exc.details() or "")
+            ):
+                return False
         changed = False
         with self._lock:
             if ok:
+                self._untrusted.pop(peer, None)
                 self._seen.add(peer)
                 self._failures[peer] = 0
                 self._rtt[peer] = rtt
@@ -146,7 +189,10 @@ class PeerMonitor:
                     changed = True
             failing = self._failures[peer] > 0
         if changed:
-            _log.warning("peer %s is %s", peer, "up" if ok else f"down: {detail}")
+            if ok or self._expected_gone(peer):
+                _log.info("peer %s is %s", peer, "up" if ok else f"gone (its jobs ended): {detail}")
+            else:
+                _log.warning("peer %s is down: %s", peer, detail)
             self._on_change()
         return ok and not failing
 

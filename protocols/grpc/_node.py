@@ -13,7 +13,9 @@ port; :func:`server_credentials` builds the right credentials).
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -31,6 +33,7 @@ from protocols.grpc._channel import GrpcChannel
 from protocols.grpc._monitor import DEFAULT_HEARTBEAT_INTERVAL, PeerMonitor
 from protocols.grpc._servicer import SPOOL_THRESHOLD, PartyServicer
 from protocols.grpc._session import Session
+from protocols.grpc._tls_probe import certificate_problem
 from protocols.verify import Verifier
 
 __all__ = ["PartyNode", "server_credentials", "client_credentials", "MAX_MESSAGE_BYTES"]
@@ -44,6 +47,9 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_ping_strikes", 0),
+    # gRPC sets SO_REUSEPORT by default, so a second node for the same party would listen on
+    # the same port and share its connections. One node per address: refuse the second.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -61,6 +67,36 @@ def client_credentials(config: FederationConfig, party: str) -> grpc.ChannelCred
     return grpc.ssl_channel_credentials(
         root_certificates=config.ca_pem(), private_key=key, certificate_chain=cert
     )
+
+
+def _refuse_bound(bind: str) -> None:
+    """Raise ``ConfigError`` if ``bind`` (``HOST:PORT``) is already taken by another process.
+
+    A probe bind without ``SO_REUSEPORT``, so a listener of any process makes it fail; port 0 (any free port) and names that do not resolve are left to gRPC.
+    """
+    host, _, port_text = bind.rpartition(":")
+    host = host.strip("[]")
+    if not port_text.isdigit() or int(port_text) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host or None, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR: connections of an earlier node left in TIME_WAIT do not count,
+            # a listening socket still does (on Linux and macOS).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"address {bind} is already in use by another process"
+                    ) from None
+                continue
 
 
 class PartyNode:
@@ -112,7 +148,11 @@ class PartyNode:
             ]
             self.peer_channels[name] = grpc.secure_channel(peer.address, creds, options=options)
         self.monitor = PeerMonitor(
-            self.peer_channels, interval=heartbeat_interval, on_change=self._wake_sessions
+            self.peer_channels,
+            interval=heartbeat_interval,
+            on_change=self._wake_sessions,
+            expected_gone=self._peer_done,
+            classify=self._certificate_problem,
         )
         self.servicer = PartyServicer(
             party=party,
@@ -142,8 +182,13 @@ class PartyNode:
             options=_SERVER_OPTIONS,
         )
         self.register(server)
-        port = server.add_secure_port(self._bind, server_credentials(self.config, self.party))
+        _refuse_bound(self._bind)
+        try:
+            port = server.add_secure_port(self._bind, server_credentials(self.config, self.party))
+        except RuntimeError:  # grpc >= 1.60 raises on a failed bind instead of returning 0
+            port = 0
         if port == 0:
+            _refuse_bound(self._bind)
             raise ConfigError(f"parties.{self.party}.address: cannot listen on {self._bind}")
         server.start()
         self._server, self.port = server, port
@@ -228,6 +273,23 @@ class PartyNode:
             session = self._sessions.pop((job_id, session_id), None)
         if session is not None:
             session.close()
+
+    def _certificate_problem(self, peer: str, details: str) -> str | None:
+        """Why TLS with ``peer`` fails, from a direct handshake (:mod:`._tls_probe`)."""
+        key, cert = self.config.tls_identity(self.party)
+        return certificate_problem(
+            peer,
+            self.config.party(peer).address,
+            ca_pem=self.config.ca_pem(),
+            cert_pem=cert,
+            key_pem=key,
+        )
+
+    def _peer_done(self, peer: str) -> bool:
+        """``True`` if no open session needs ``peer``: it closed each of them, or none is open."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return all(session.peer_closed(peer) for session in sessions)
 
     def _wake_sessions(self) -> None:
         with self._lock:

@@ -38,6 +38,11 @@ class Session:
                 self._queues.setdefault((sender, topic), deque()).append(value)
             self._cond.notify_all()
 
+    def peer_closed(self, peer: str) -> bool:
+        """``True`` once ``peer`` said it leaves this session (a clean close)."""
+        with self._cond:
+            return peer in self._closed_peers
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()

@@ -10,7 +10,7 @@ import pytest
 
 from vfl.governance import AuditLog
 
-from ._governance_helpers import StepClock, key, make_log, run_vfl, tamper_kinds
+from ._governance_helpers import StepClock, key, make_log, raw_sql, run_vfl, tamper_kinds
 
 
 def vfl(*argv: str | Path) -> subprocess.CompletedProcess[str]:
@@ -79,3 +79,30 @@ def test_export_csv_and_bad_input(tmp_path: Path, pubkey: Path) -> None:
     assert done.returncode == 2 and done.stderr.startswith("vfl: error: no audit log")
     done = vfl("audit", "verify", tmp_path / "a.db")  # no --key: warns, still verifies
     assert done.returncode == 0 and "trusting the public key stored" in done.stderr
+
+
+def test_verify_with_another_partys_key_says_the_key_does_not_match(tmp_path: Path) -> None:
+    # Keys as `vfl certs init` makes them: the retailer's public key given for the bank's log.
+    fed = tmp_path / "fed"
+    done = vfl("certs", "init", "--parties", "bank,retailer", "--out", fed)
+    assert done.returncode == 0, done.stderr
+    from crypto.keys import SigningKey
+
+    signing = SigningKey.load(fed / "bank" / "signing.key")
+    log = AuditLog(tmp_path / "a.db", party="bank", signing_key=signing, now=StepClock())
+    for i in range(4):
+        log.append("train.round_metrics", {"round": i + 1}, actor="bank")
+    log.close()
+    wrong = vfl("audit", "verify", tmp_path / "a.db", "--key", fed / "retailer" / "signing.pub.pem")
+    assert wrong.returncode == 1
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1, wrong.stderr
+    assert "the key given does not match" in lines[0] and "tampered" not in lines[0]
+    assert "verifies none of the 4 records" in lines[0]
+    right = vfl("audit", "verify", tmp_path / "a.db", "--key", fed / "bank" / "signing.pub.pem")
+    assert right.returncode == 0, right.stderr
+    # A record rewritten in a log checked with the right key is still tampering, not a key issue.
+    raw_sql(tmp_path / "a.db", "UPDATE records SET signature = X'00' WHERE seq = 2")
+    tampered = vfl("audit", "verify", tmp_path / "a.db", "--key", fed / "bank" / "signing.pub.pem")
+    assert tampered.returncode == 1 and "tampered: record 2:" in tampered.stderr
+    assert "does not match" not in tampered.stderr

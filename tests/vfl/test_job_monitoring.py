@@ -370,7 +370,7 @@ def test_aggregator_contributions_name_rejections_and_cosines() -> None:
 def test_a_malformed_contribution_in_the_job_summary_is_refused(tmp_path: Path) -> None:
     from vfl.errors import VflError
     from vfl.governance import ModelRegistry
-    from vfl.jobs._register import SUMMARY_TOPIC, agree_version
+    from vfl.jobs._register import RESERVED_TOPIC, SUMMARY_TOPIC, agree_version
 
     net = InMemoryNetwork(["a", "b"], job_id="s", seed=0)
     a = net.channel("a")
@@ -381,10 +381,17 @@ def test_a_malformed_contribution_in_the_job_summary_is_refused(tmp_path: Path) 
                 "a", SUMMARY_TOPIC, {"version": "0.1.0", "metrics": {}, "contribution": bad}
             )
             with pytest.raises(VflError, match="b sent a malformed contribution"):
-                agree_version(a, registry, name="m", peers=["b"], metrics={}, timeout=5)
+                agree_version(a, registry, name="m", peers=["b"], metrics={}, job_id="s", timeout=5)
         net.channel("b").send("a", SUMMARY_TOPIC, {"version": "0.2.0", "metrics": {"x": 1.0}})
+        net.channel("b").send("a", f"{RESERVED_TOPIC}/0", {"reserved": True})
         version, reported, contributed = agree_version(
-            a, registry, name="m", peers=["b"], metrics={}, contribution={"weight_norm": 2.0}
+            a,
+            registry,
+            name="m",
+            peers=["b"],
+            metrics={},
+            job_id="s",
+            contribution={"weight_norm": 2.0},
         )
     assert version == "0.2.0" and reported["b"] == {"x": 1.0}
     assert contributed == {"a": {"weight_norm": 2.0}}  # b sent none: tolerated

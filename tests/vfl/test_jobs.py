@@ -99,6 +99,26 @@ def test_mistakes_name_the_key(tmp_path: Path, old: str, new: str, message: str)
         load_job(write(tmp_path, GOOD.replace(old, new, 1)))
 
 
+def test_small_key_error_names_the_flag(tmp_path: Path) -> None:
+    small = write(tmp_path, GOOD.replace("key_bits = 2048", "key_bits = 1024"))
+    with pytest.raises(ConfigError, match=r"pass --insecure-small-keys to allow smaller keys"):
+        load_job(small)
+
+
+def test_small_key_error_from_vfl_run_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vfl.cli import main
+
+    small = write(tmp_path, GOOD.replace("key_bits = 2048", "key_bits = 1024"))
+    fed = tmp_path / "federation.toml"  # never read: the job file is refused first
+    code = main(["run", str(small), "--config", str(fed), "--party", "bank"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--insecure-small-keys" in err[0] and "1024" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_small_keys_only_when_allowed(tmp_path: Path) -> None:
     job = load_job(
         write(tmp_path, GOOD.replace("key_bits = 2048", "key_bits = 1024")), allow_small_keys=True

@@ -89,6 +89,9 @@ def _verify(args: argparse.Namespace) -> int:
             f"ok: {result.party}'s audit log has {result.records} valid records, "
             f"{result.heads_checked} peer heads checked"
         )
+    if not result.ok and result.key_mismatch:
+        print(f"vfl: audit log {args.path}: --key {args.key}: {result.reason}", file=sys.stderr)
+        return 1
     if not result.ok:
         print(
             f"vfl: audit log {args.path} tampered: record {result.first_bad_seq}: {result.reason}",

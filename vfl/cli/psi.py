@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     node = PartyNode(config, args.party).start()
     try:
         bar = count_bar("psi", unit="pt", enabled=not args.json)
-        with bar as update, closing(node.channel(args.job_id)) as channel:
+        window = {} if args.timeout is None else {"send_timeout": args.timeout}  # connect window
+        with bar as update, closing(node.channel(args.job_id, **window)) as channel:
             common: dict[str, Any] = {
                 "channel": channel,
                 "peers": peers,

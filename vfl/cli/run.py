@@ -42,7 +42,10 @@ def register(sub: Any) -> None:
         "--work-dir", default=".", help="this party's work directory (runs/JOB_ID/PARTY inside)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds to wait for any one peer message"
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for a peer: to reach it, and for any one message from it",
     )
     parser.add_argument(
         "--insecure-small-keys",
@@ -63,6 +66,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from protocols.config import load_federation
     from protocols.grpc import PartyNode
+    from vfl._liveness import mark_dead_runs
     from vfl.errors import ConfigError
     from vfl.jobs import identity_from_federation, jsonable, load_job, run_job
 
@@ -73,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"job parties missing from {args.config}: {', '.join(unknown)}")
     identity = identity_from_federation(config, args.party)
+    mark_dead_runs(args.work_dir)  # a run whose process died is failed, never left "train"
     node = PartyNode(config, args.party, bind=args.bind).start()
     dashboard = None
     try:
@@ -88,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
             )
             # The URL carries the token: stderr, like the progress lines, never the JSON on stdout.
             print(f"dashboard: {dashboard.login_url}", file=sys.stderr, flush=True)
-        channel = node.channel(job.job.id, default_timeout=args.timeout)
+        # --timeout bounds every wait: a peer message, and reaching a peer (the connect window).
+        channel = node.channel(job.job.id, send_timeout=args.timeout, default_timeout=args.timeout)
         try:
             result = run_job(
                 job,

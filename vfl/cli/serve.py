@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import protocols.grpc
+from vfl._liveness import mark_dead_runs
 from vfl.dashboard import add_dashboard_arguments, start_dashboard
 from vfl.errors import ConfigError
 
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         node.start()
     except ProtocolConfigError as exc:
         raise ConfigError(str(exc)) from exc
+    mark_dead_runs(args.work_dir)  # a run whose process died is failed, never left "train"
     dashboard = None
     if args.dashboard is not None:
         try:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vfl._liveness import dead_owner_error
+
 __all__ = ["EventsTail", "RunRef", "RunView", "RunStore", "MAX_EVENTS"]
 
 _log = logging.getLogger("vfl.dashboard")
@@ -134,9 +136,10 @@ class RunView:
 
     @property
     def phase(self) -> str:
-        """``status.json``'s phase, else the last phase event's, else ``starting``."""
+        """``status.json``'s phase, else the last phase event's, else ``starting``; ``failed``
+        for a run in a live phase whose process died (:mod:`vfl._liveness`)."""
         if self.status is not None and isinstance(self.status.get("phase"), str):
-            return str(self.status["phase"])
+            return "failed" if dead_owner_error(self.status) else str(self.status["phase"])
         phases = [e["phase"] for e in self.of_kind("phase") if isinstance(e.get("phase"), str)]
         return phases[-1] if phases else "starting"
 
@@ -158,6 +161,17 @@ class RunView:
     def status_number(self, key: str) -> float | None:
         return None if self.status is None else _as_float(self.status.get(key))
 
+    def _status_view(self) -> dict[str, Any] | None:
+        """``status.json`` as shown: a dead owner's live run says failed, and why."""
+        if self.status is None:
+            return None
+        error = dead_owner_error(self.status)
+        return (
+            dict(self.status)
+            if error is None
+            else {**self.status, "phase": "failed", "error": error}
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The ``/api/status`` view of this run (paths relative to the work directory)."""
         psi = self.of_kind("psi")
@@ -168,7 +182,7 @@ class RunView:
                 "finished": self.finished,
                 "phase": self.phase,
             },
-            "status": dict(self.status) if self.status is not None else None,
+            "status": self._status_view(),
             "metrics": self.metrics(),
             "rounds": [dict(e) for e in self.rounds],
             "alerts": [dict(e) for e in self.of_kind("alert")],

@@ -6,6 +6,12 @@ and the promotion row records which version it displaced, so :meth:`ModelRegistr
 restores exactly the previous production version (and a second rollback the one before that).
 Promotion to production needs held-out validation metrics that meet the :class:`PromotionPolicy`.
 Every change writes an audit record when an :class:`AuditLog` is given.
+
+Concurrent jobs: a job that registers at an agreed version first *reserves* it
+(:meth:`ModelRegistry.reserve`, one ``BEGIN IMMEDIATE`` transaction, so two processes sharing the
+file are serialised). A reserved version is never given to another job, and
+:meth:`ModelRegistry.next_free` proposes above every registered *and* reserved version, so two jobs
+with the same model name running at once get distinct versions (vfl.jobs: the parties agree).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version TEXT NOT NULL,
     from_stage TEXT, to_stage TEXT NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL,
     reason TEXT NOT NULL, previous TEXT
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    name TEXT NOT NULL, version TEXT NOT NULL, job_id TEXT NOT NULL, time TEXT NOT NULL,
+    PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS rollout (
     name TEXT NOT NULL, participant TEXT NOT NULL, version TEXT NOT NULL,
@@ -137,7 +147,67 @@ class ModelRegistry:
         if actual != model.artefact_sha256:
             raise RegistryError(f"{model.label}: artefact {model.artefact_path} hash changed")
 
+    def next_free(self, name: str) -> SemVer:
+        """The version to propose for the next registration of ``name``: the highest registered
+        or reserved version with its minor part bumped, or ``0.1.0``."""
+        with self._lock:
+            taken = self._db.execute(
+                "SELECT version FROM models WHERE name = ? "
+                "UNION SELECT version FROM reservations WHERE name = ?",
+                (name, name),
+            ).fetchall()
+        versions = [SemVer.parse(v) for (v,) in taken]
+        return max(versions).bump("minor") if versions else SemVer(0, 1, 0)
+
+    def reservation(self, name: str, version: str) -> str | None:
+        """The job id holding a reservation of ``name`` ``version``, or ``None``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id FROM reservations WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     # -- writing ------------------------------------------------------------------------------
+
+    def reserve(self, name: str, version: str, *, job_id: str) -> bool:
+        """Reserve ``version`` of ``name`` for ``job_id``, atomically; ``False`` if it is taken
+        (registered, or reserved by another job). The job's other reservations of ``name`` are
+        released in the same transaction; reserving again for the same job is a no-op."""
+        semver = SemVer.parse(version)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                registered = self._db.execute(
+                    "SELECT 1 FROM models WHERE name = ? AND version = ?", (name, str(semver))
+                ).fetchone()
+                holder = self._db.execute(
+                    "SELECT job_id FROM reservations WHERE name = ? AND version = ?",
+                    (name, str(semver)),
+                ).fetchone()
+                if registered is not None or (holder is not None and holder[0] != job_id):
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "DELETE FROM reservations WHERE name = ? AND job_id = ? AND version != ?",
+                    (name, job_id, str(semver)),
+                )
+                if holder is None:
+                    self._db.execute(
+                        "INSERT INTO reservations VALUES (?, ?, ?, ?)",
+                        (name, str(semver), job_id, format_time(self._now())),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def release(self, name: str, *, job_id: str) -> None:
+        """Drop every reservation of ``name`` held by ``job_id``."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM reservations WHERE name = ? AND job_id = ?", (name, job_id)
+            )
 
     def _audit(self, event: EventKind, details: Mapping[str, Any], actor: str) -> None:
         if self.audit_log is not None:
@@ -155,8 +225,13 @@ class ModelRegistry:
         parent: str | None = None,
         model_format: int = MODEL_FORMAT_VERSION,
         protocol_version: int = PROTOCOL_VERSION,
+        reservation: str | None = None,
     ) -> ModelVersion:
-        """Register a new version as ``candidate``; ``version`` defaults to the latest bumped."""
+        """Register a new version as ``candidate``; ``version`` defaults to the latest bumped.
+
+        ``version`` must be above every registered version, unless ``reservation`` names the
+        job that reserved it (:meth:`reserve`): a reserved version may sit below one a
+        concurrent job registered first. The reservation is consumed."""
         if not name:
             raise RegistryError("a model needs a name")
         canonical_json(metadata.to_dict())
@@ -165,37 +240,21 @@ class ModelRegistry:
             raise RegistryError(f"model artefact {artefact_path} does not exist")
         sha = sha256_file(artefact_path)
         with self._lock:
-            existing = self.versions(name)
-            latest = max((SemVer.parse(m.version) for m in existing), default=None)
-            semver = (
-                SemVer.parse(version)
-                if version is not None
-                else (SemVer(0, 1, 0) if latest is None else latest.bump(bump))
-            )
-            if latest is not None and semver <= latest:
-                raise RegistryError(f"model {name} version {semver} is not above {latest}")
-            if parent is not None:
-                self.get(name, parent)
-            created = format_time(self._now())
-            self._db.execute(
-                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                semver = self._insert(
                     name,
-                    str(semver),
-                    semver.major,
-                    semver.minor,
-                    semver.patch,
-                    Stage.CANDIDATE,
-                    created,
-                    canonical_json(metadata.to_dict()).decode("utf-8"),
-                    parent,
-                    str(artefact_path),
-                    sha,
-                    model_format,
-                    protocol_version,
-                ),
-            )
-            self._history(name, str(semver), None, Stage.CANDIDATE, actor, "registered", None)
+                    version=version,
+                    bump=bump,
+                    parent=parent,
+                    reservation=reservation,
+                    row=(sha, artefact_path, metadata, model_format, protocol_version),
+                    actor=actor,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         model = self.get(name, str(semver))
         self._audit(
             EventKind.MODEL_REGISTERED,
@@ -212,6 +271,67 @@ class ModelRegistry:
             actor,
         )
         return model
+
+    def _insert(
+        self,
+        name: str,
+        *,
+        version: str | None,
+        bump: str,
+        parent: str | None,
+        reservation: str | None,
+        row: tuple[str, Path, ModelMetadata, int, int],
+        actor: str,
+    ) -> SemVer:
+        """The checks and rows of :meth:`register` (the caller holds the transaction)."""
+        sha, artefact_path, metadata, model_format, protocol_version = row
+        existing = [
+            SemVer.parse(v)
+            for (v,) in self._db.execute("SELECT version FROM models WHERE name = ?", (name,))
+        ]
+        latest = max(existing, default=None)
+        semver = (
+            SemVer.parse(version)
+            if version is not None
+            else (SemVer(0, 1, 0) if latest is None else latest.bump(bump))
+        )
+        holder = self.reservation(name, str(semver))
+        if holder is not None and holder != reservation:
+            raise RegistryError(f"model {name} version {semver} is reserved by job {holder}")
+        if semver in existing:
+            raise RegistryError(f"model {name} version {semver} is already registered")
+        if reservation is None and latest is not None and semver <= latest:
+            raise RegistryError(f"model {name} version {semver} is not above {latest}")
+        if reservation is not None and holder is None:
+            raise RegistryError(
+                f"model {name} version {semver} is not reserved by job {reservation}"
+            )
+        if parent is not None:
+            self.get(name, parent)
+        created = format_time(self._now())
+        self._db.execute(
+            "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                str(semver),
+                semver.major,
+                semver.minor,
+                semver.patch,
+                Stage.CANDIDATE,
+                created,
+                canonical_json(metadata.to_dict()).decode("utf-8"),
+                parent,
+                str(artefact_path),
+                sha,
+                model_format,
+                protocol_version,
+            ),
+        )
+        self._history(name, str(semver), None, Stage.CANDIDATE, actor, "registered", None)
+        self._db.execute(
+            "DELETE FROM reservations WHERE name = ? AND version = ?", (name, str(semver))
+        )
+        return semver
 
     def _history(
         self,

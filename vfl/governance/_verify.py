@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class VerifyResult:
     first_bad_seq: int | None = None
     reason: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    key_mismatch: bool = False
 
     def raise_for_tampering(self) -> None:
         """Raise :class:`AuditTampered` naming the first bad record unless ``ok``."""
@@ -73,6 +74,7 @@ class VerifyResult:
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
             "warnings": list(self.warnings),
+            "key_mismatch": self.key_mismatch,
         }
 
 
@@ -95,6 +97,34 @@ def read_log_identity(path: str | Path) -> tuple[str, str]:
     if "party" not in meta or "public_key" not in meta:
         raise AuditError(f"{path} has no party or public key in its meta table")
     return str(meta["party"]), str(meta["public_key"])
+
+
+def _stored_key(text: str) -> VerifyKey | None:
+    try:
+        return VerifyKey.from_base64(text)
+    except (CryptoError, ValueError):
+        return None
+
+
+def _verifies_any(records: list[Any], *, party: str, verify_key: VerifyKey) -> bool:
+    """``True`` if ``verify_key`` verifies the signature of at least one record."""
+    for record in records:
+        try:
+            preimage = record_preimage(
+                prev_hash=record.prev_hash,
+                party=party,
+                seq=record.seq,
+                time=record.time,
+                actor=record.actor,
+                event=record.event,
+                details=record.details,
+                payload_hash=record.payload_hash,
+            )
+            verify_key.verify(record.signature, preimage)
+        except (CryptoError, GovernanceError):
+            continue
+        return True
+    return False
 
 
 def verify(
@@ -186,6 +216,26 @@ def verify(
         try:
             verify_key.verify(record.signature, preimage)
         except CryptoError:
+            stored = _stored_key(stored_key)
+            if (
+                stored is not None
+                and stored.to_base64() != verify_key.to_base64()
+                and _verifies_any([record], party=party, verify_key=stored)
+                and not _verifies_any(records, party=party, verify_key=verify_key)
+            ):
+                # Not one record was signed with the key given, and the key the log names does
+                # verify them: most likely the wrong --key (or the whole log re-signed).
+                return replace(
+                    bad(
+                        expected,
+                        f"the key given does not match: it verifies none of the "
+                        f"{len(records)} records, signed with the key the log names "
+                        f"({stored.fingerprint[:16]}, given {verify_key.fingerprint[:16]}); a wrong key "
+                        "file, or the whole log re-signed with another key",
+                        len(records),
+                    ),
+                    key_mismatch=True,
+                )
             return bad(
                 expected,
                 f"record {expected} signature does not verify (rewritten or forged)",

@@ -19,7 +19,6 @@ from vfl.jobs._metered import MeteredChannel
 from vfl.jobs._provenance import code_version
 from vfl.jobs._register import (
     agree_version,
-    next_version,
     participant_metrics,
     register_part,
     validation_metrics,
@@ -123,10 +122,14 @@ def register_model(
                 name=name,
                 peers=others,
                 metrics=metrics,
+                job_id=job.job.id,
                 contribution=None if norm is None else {"weight_norm": norm},
             )
+            reservation: str | None = job.job.id
         else:
-            version, reported = str(next_version(registry, name)), {party: metrics}
+            # Alone, but above what concurrent multi-party jobs have reserved here.
+            version, reported = str(registry.next_free(name)), {party: metrics}
+            reservation = None
         role = roles(job)
         train_seconds = part.timing.get("train", 0.0)
         metadata = ModelMetadata(
@@ -149,6 +152,7 @@ def register_model(
             artefact=model_part.path,
             metadata=metadata,
             actor=party,
+            reservation=reservation,
         )
     tracker.model(name=model.name, version=model.version, stage=str(model.stage))
     norms = {p: c["weight_norm"] for p, c in contributed.items() if "weight_norm" in c}

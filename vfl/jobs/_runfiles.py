@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vfl._atomic import atomic_write
+from vfl._liveness import process_owner
 
 __all__ = ["RunFiles", "write_json_atomic", "jsonable"]
 
@@ -107,6 +108,8 @@ class RunFiles:
             "crypto_seconds": None,
             "crypto_share": None,
             "error": None,
+            # Which process writes this run: a later vfl run / serve marks it failed if it died.
+            "owner": process_owner(),
         }
         self._write_status()
 

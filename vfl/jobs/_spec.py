@@ -41,6 +41,10 @@ __all__ = [
     "parse_job",
 ]
 
+# Job types whose Paillier key size comes from crypto.key_bits, and the smallest size allowed
+# without --insecure-small-keys (the error names that flag, so an operator knows the way out).
+_PAILLIER_KEYED = ("hetero_lr", "split_nn")
+_MIN_KEY_BITS = 2048
 _TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
 
@@ -154,6 +158,16 @@ def parse_job(
         raise ConfigError(
             f"crypto.scheme {crypto.scheme!r} is not available for {kind.name} "
             f"({' or '.join(kind.schemes)})"
+        )
+    if (
+        job.type in _PAILLIER_KEYED
+        and crypto.scheme == "paillier"
+        and crypto.key_bits < _MIN_KEY_BITS
+        and not allow_small_keys
+    ):
+        raise ConfigError(
+            f"crypto.key_bits must be >= {_MIN_KEY_BITS} (got {crypto.key_bits}): "
+            "pass --insecure-small-keys to allow smaller keys (tests only)"
         )
     et = _table(raw.get("evaluation", {}), "evaluation")
     _check_keys(et, {"test_fraction", "seed"}, "evaluation")
