@@ -259,10 +259,12 @@ def test_a_client_refuses_an_unmask_request_that_could_reveal_both_shares() -> N
 
 class _DiesOnSend(Channel):
     """c2's channel: the process dies right after (``after=True``) or instead of sending its
-    masked update."""
+    first message on ``topic`` (default: its masked update)."""
 
-    def __init__(self, inner: Channel, net: InMemoryNetwork, *, after: bool) -> None:
-        self.inner, self.net, self.after = inner, net, after
+    def __init__(
+        self, inner: Channel, net: InMemoryNetwork, *, after: bool, topic: str = "fl/update"
+    ) -> None:
+        self.inner, self.net, self.after, self.topic = inner, net, after, topic
 
     @property
     def party(self) -> str:
@@ -273,26 +275,28 @@ class _DiesOnSend(Channel):
         return self.inner.peers
 
     def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
-        if topic == "fl/update" and not self.after:
+        if topic == self.topic and not self.after:
             self.net.kill(self.party)
-            raise PeerDown("killed before sending its masked update")
+            raise PeerDown(f"killed before sending on {topic}")
         self.inner.send(peer, topic, payload, round=round)
-        if topic == "fl/update":
+        if topic == self.topic:
             self.net.kill(self.party)
-            raise PeerDown("killed after sending its masked update")
+            raise PeerDown(f"killed after sending on {topic}")
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
         return self.inner.recv(peer, topic, timeout=timeout)
 
 
-def _run_with_c2_killed(rounds: int, *, after: bool) -> tuple[dict[str, Any], FedResult]:
-    net = _network(4, f"secagg-kill-{rounds}-{after}")
+def _run_with_c2_killed(
+    rounds: int, *, after: bool, topic: str = "fl/update"
+) -> tuple[dict[str, Any], FedResult]:
+    net = _network(4, f"secagg-kill-{rounds}-{after}-{topic}")
     clients = _clients(4)
     server = FedServer(_secure(rounds, timeout=10.0), np.zeros(D + 1), clients=sorted(clients))
 
     def client(name: str) -> Any:
         def fn(ch: Channel) -> str:
-            chan = _DiesOnSend(ch, net, after=after) if name == "c2" else ch
+            chan = _DiesOnSend(ch, net, after=after, topic=topic) if name == "c2" else ch
             try:
                 run_client(chan, clients[name], aggregator=AGGREGATOR_NAME, idle_timeout=60)
             except PeerDown:
@@ -334,3 +338,26 @@ def test_q8_under_secure_aggregation_masks_in_the_8_bit_ring() -> None:
     # Unbiased stochastic rounding: close to the plain run, not equal to it.
     err = float(np.linalg.norm(res.params - plain.params) / np.linalg.norm(plain.params))
     assert 0 < err < 0.05
+
+
+# Every stage a client can die at, with 4 clients (threshold 3) and c2 dying: (topic of the
+# send it dies at, dies after that send, c2's update in the sum).
+DROP_STAGES = {
+    "before advertise": ("fl/secagg-advertise", False, False),
+    "between advertise and roster": ("fl/secagg-advertise", True, False),
+    "after sharing": ("fl/secagg-shares", True, False),
+    "after its masked update": ("fl/update", True, True),
+    "during unmasking": ("fl/secagg-reveal", False, True),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(DROP_STAGES))
+def test_secure_aggregation_survives_a_client_dying_at_every_stage(stage: str) -> None:
+    topic, after, counted = DROP_STAGES[stage]
+    out, res = _run_with_c2_killed(1, after=after, topic=topic)
+    assert out["c2"] == "down" and out["c0"] == out["c1"] == out["c3"] == "ok"
+    (first,) = res.history
+    survivors = ["c0", "c1", "c2", "c3"] if counted else ["c0", "c1", "c3"]
+    assert not first.skipped, [e for e in res.events if e["event"] == "secure_round_failed"]
+    assert list(first.accepted) == survivors
+    np.testing.assert_allclose(res.params, _expected_first_round(4, survivors), atol=1e-6)

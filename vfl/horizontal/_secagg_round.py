@@ -74,7 +74,8 @@ def threshold_for(n: int) -> int:
 
 
 def _xs(names: Sequence[str]) -> dict[str, int]:
-    """Shamir points: the ``i``-th name of the sorted roster gets ``x = i + 1``."""
+    """Shamir points: the ``i``-th name of the sorted roster gets ``x = i + 1`` (both sides use
+    the full roster as sent, never a subset shrunk by later drops)."""
     return {n: i + 1 for i, n in enumerate(sorted(names))}
 
 
@@ -311,7 +312,9 @@ def aggregate_secure_round(
     if not ok:
         out.failure = f"{len(u3)} masked updates arrived, threshold {t}"
         return out
-    xs = _xs(u1)
+    # Shamir points from the roster every client received, not from who it reached: a client
+    # that dies after advertising keeps its index, so survivors' shares line up.
+    xs = _xs(list(roster.share_publics))
 
     def points(got: Mapping[str, SecAggReveal], kind: str, owner: str) -> dict[int, int]:
         out_pts: dict[int, int] = {}
