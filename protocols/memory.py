@@ -30,7 +30,7 @@ from crypto.random import RandomSource, SeededRandom
 from protocols.channel import Channel
 from protocols.codecs import CodecContext, CodecRegistry, Keyring, default_registry
 from protocols.digest import payload_digest
-from protocols.envelope import Envelope, seal
+from protocols.envelope import Envelope
 from protocols.errors import (
     ChannelTimeout,
     CodecError,
@@ -40,6 +40,7 @@ from protocols.errors import (
     RemoteProtocolError,
 )
 from protocols.faults import FaultKind, Faults
+from protocols.sealer import Sealer
 from protocols.transcript import Message, Transcript
 from protocols.verify import RejectionCounter, Verifier
 
@@ -64,7 +65,13 @@ class MemoryChannel(Channel):
         self._net = network
         self._party = party
         self._peers = tuple(sorted(p for p in network.parties if p != party))
-        self._key = network.signing_key(party)
+        self._sealer = Sealer(
+            network.signing_key(party),
+            party=party,
+            job_id=network.job_id,
+            session_id=network.session_id,
+            peers=self._peers,
+        )
         self.keyring = Keyring()
         self.codec_context = CodecContext(keyring=self.keyring)
         self.verifier = Verifier(
@@ -76,8 +83,7 @@ class MemoryChannel(Channel):
         )
         self._cond = threading.Condition()
         self._inbox: dict[tuple[str, str], deque[Any]] = {}
-        self._seq_lock = threading.Lock()
-        self._next_seq: dict[str, int] = {}
+        self._send_lock = threading.Lock()
         self._closed = False
 
     @property
@@ -101,22 +107,15 @@ class MemoryChannel(Channel):
         if self._net.is_dead(peer):
             raise PeerDown(f"peer {peer!r} is down")
         encoded = self._net.codecs.encode(payload, self.codec_context)
-        with self._seq_lock:
-            seq = self._next_seq.get(peer, 1)
-            self._next_seq[peer] = seq + 1
-            env = seal(
-                key=self._key,
-                job_id=self._net.job_id,
-                session_id=self._net.session_id,
-                sender=self._party,
-                receiver=peer,
-                topic=topic,
-                round=round,
-                seq=seq,
-                codec=encoded.codec,
-                parts=encoded.parts,
-            )
+        with self._send_lock:
+            env = self._sealer.seal(peer, topic, round, codec=encoded.codec, parts=encoded.parts)
             self._net._transmit(env, encoded.to_bytes())
+
+    def attest(self, statement: bytes) -> bytes:
+        return self._sealer.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._sealer.check(self._net.verify_keys, signer, statement, signature)
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
         self._check_peer(peer)

@@ -26,7 +26,7 @@ from protocols._pb import pb, pb_grpc
 from protocols.channel import Channel
 from protocols.codecs import Buffer
 from protocols.digest import recut
-from protocols.envelope import Envelope, seal
+from protocols.envelope import Envelope
 from protocols.errors import (
     REJECTION_REASONS,
     ChannelTimeout,
@@ -40,6 +40,7 @@ from protocols.errors import (
     TransportError,
 )
 from protocols.grpc._session import CLOSE_TOPIC
+from protocols.sealer import Sealer
 from protocols.serde import envelope_to_proto
 
 if TYPE_CHECKING:
@@ -151,7 +152,14 @@ class GrpcChannel(Channel):
         # Sequence numbers start at the wall clock in nanoseconds, so a party process that
         # crashes and restarts in the same session keeps sending numbers above everything its
         # earlier incarnation sent and can rejoin; a replay of an old envelope stays rejected.
-        self._next_seq = dict.fromkeys(self._peers, time.time_ns())
+        self._sealer = Sealer(
+            node.signing_key,
+            party=node.party,
+            job_id=job_id,
+            session_id=session_id,
+            peers=self._peers,
+            first_seq=time.time_ns(),
+        )
         self._closed = False
 
     @property
@@ -211,20 +219,13 @@ class GrpcChannel(Channel):
 
     def _seal_next(self, peer: str, topic: str, round: int, encoded: Any) -> Envelope:
         """Sign the next envelope to ``peer`` (the caller holds ``self._locks[peer]``)."""
-        seq = self._next_seq[peer]
-        self._next_seq[peer] = seq + 1
-        return seal(
-            key=self._node.signing_key,
-            job_id=self.job_id,
-            session_id=self.session_id,
-            sender=self.party,
-            receiver=peer,
-            topic=topic,
-            round=round,
-            seq=seq,
-            codec=encoded.codec,
-            parts=encoded.parts,
-        )
+        return self._sealer.seal(peer, topic, round, codec=encoded.codec, parts=encoded.parts)
+
+    def attest(self, statement: bytes) -> bytes:
+        return self._sealer.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._sealer.check(self._node.verify_keys, signer, statement, signature)
 
     def close(self) -> None:
         """Tell the peers this party leaves the session (best effort), then stop receiving."""

@@ -92,6 +92,8 @@ class PartyNode:
         self._check_tls13 = check_tls13
         self.codecs = codecs if codecs is not None else default_registry()
         self._keys = config.verify_keys()
+        self.verify_keys = self._keys
+        """Every party's federation verify key (envelopes and attested statements)."""
         self._lock = threading.Lock()
         self._sessions: dict[tuple[str, str], Session] = {}
         self.health = health.HealthServicer()

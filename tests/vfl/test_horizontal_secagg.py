@@ -41,7 +41,21 @@ from vfl.horizontal._messages import (
     SecAggShares,
     SecAggUnmask,
 )
-from vfl.horizontal._secagg import decode_fixed
+from vfl.horizontal._secagg import (
+    FRACTION_BITS,
+    RoundSecrets,
+    SecAggError,
+    advertisement_statement,
+    commit_seed,
+    decode_fixed,
+    int_to_seed,
+    mask_input,
+    open_share,
+    round_context,
+    seal_share,
+    unmask_total,
+)
+from vfl.horizontal._shamir import reconstruct
 from vfl.privacy import clip_l2
 
 D = 6
@@ -226,7 +240,9 @@ def test_a_client_refuses_an_unmask_request_that_could_reveal_both_shares() -> N
         ads = {n: ch.recv(n, "fl/secagg-advertise", timeout=10) for n in names}
         roster = SecAggRoster(1, AGGREGATOR_NAME, b"\x00" * 16, 2,
                               {n: a.share_public for n, a in ads.items()},
-                              {n: a.mask_public for n, a in ads.items()})  # fmt: skip
+                              {n: a.mask_public for n, a in ads.items()},
+                              {n: a.self_commitment for n, a in ads.items()},
+                              {n: a.signature for n, a in ads.items()})  # fmt: skip
         for n in names:
             ch.send(n, "fl/secagg-roster", roster, round=1)
         shares = {n: ch.recv(n, "fl/secagg-shares", timeout=10) for n in names}
@@ -285,6 +301,12 @@ class _DiesOnSend(Channel):
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
         return self.inner.recv(peer, topic, timeout=timeout)
+
+    def attest(self, statement: bytes) -> bytes:
+        return self.inner.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self.inner.check_attestation(signer, statement, signature)
 
 
 def _run_with_c2_killed(
@@ -361,3 +383,107 @@ def test_secure_aggregation_survives_a_client_dying_at_every_stage(stage: str) -
     assert not first.skipped, [e for e in res.events if e["event"] == "secure_round_failed"]
     assert list(first.accepted) == survivors
     np.testing.assert_allclose(res.params, _expected_first_round(4, survivors), atol=1e-6)
+
+
+def _substituting_aggregator(names: list[str], target: str) -> Any:
+    """An aggregator that puts its own share and mask keys in place of every other client's in
+    ``target``'s roster (signed with its own federation key, as it has no other). If ``target``
+    accepted them, the aggregator would open the shares ``target`` seals to the others, rebuild
+    its self-mask seed, strip every pair mask and read its update: it returns what it read."""
+    task = TrainTask(1, np.zeros(D + 1), 1, 0.1, 32, 0.0, 0.0, secure=True)
+    fakes = {n: RoundSecrets.generate() for n in names if n != target}
+
+    def run(ch: Channel) -> np.ndarray | None:
+        for n in names:
+            ch.recv(n, "fl/profile", timeout=10)
+            ch.send(n, "fl/task", task, round=1)
+        ads = {n: ch.recv(n, "fl/secagg-advertise", timeout=10) for n in names}
+        nonce = b"\x01" * 16
+        honest = SecAggRoster(1, AGGREGATOR_NAME, nonce, 3,
+                              {n: a.share_public for n, a in ads.items()},
+                              {n: a.mask_public for n, a in ads.items()},
+                              {n: a.self_commitment for n, a in ads.items()},
+                              {n: a.signature for n, a in ads.items()})  # fmt: skip
+        keys = {n: (f.share_key.public_bytes(), f.mask_key.public_bytes(),
+                    commit_seed(f.self_seed)) for n, f in fakes.items()}  # fmt: skip
+        forged = SecAggRoster(
+            1, AGGREGATOR_NAME, nonce, 3,
+            {**honest.share_publics, **{n: k[0] for n, k in keys.items()}},
+            {**honest.mask_publics, **{n: k[1] for n, k in keys.items()}},
+            {**honest.commitments, **{n: k[2] for n, k in keys.items()}},
+            {**honest.signatures, **{n: ch.attest(advertisement_statement(
+                round=1, client=n, share_public=k[0], mask_public=k[1], commitment=k[2]))
+                for n, k in keys.items()}},
+        )  # fmt: skip
+        for n in names:
+            ch.send(n, "fl/secagg-roster", forged if n == target else honest, round=1)
+        read: np.ndarray | None = None
+        try:
+            shares = ch.recv(target, "fl/secagg-shares", timeout=3)
+        except ChannelTimeout:
+            shares = None
+        if shares is not None:
+            ctx = round_context(job=AGGREGATOR_NAME, round=1, nonce=nonce)
+            me = ads[target]
+            opened = {v: open_share(f.share_key, me.share_public, context=ctx, sender=target,
+                                    recipient=v, sealed=shares.sealed[v])
+                      for v, f in fakes.items()}  # fmt: skip
+            xs = {n: i + 1 for i, n in enumerate(sorted(names))}
+            self_seed = int_to_seed(reconstruct({xs[v]: s[1] for v, s in opened.items()},
+                                                threshold=3))  # fmt: skip
+            sealed = {v: seal_share(f.share_key, me.share_public, context=ctx, sender=v,
+                                    recipient=target, mask_share=1, self_share=1)
+                      for v, f in fakes.items()}  # fmt: skip
+            ch.send(target, "fl/secagg-inbox", SecAggInbox(1, names, sealed), round=1)
+            masked = ch.recv(target, "fl/update", timeout=10)
+            read = unmask_total({target: masked.delta}, self_seeds={target: self_seed},
+                                dropped_keys={v: f.mask_key for v, f in fakes.items()},
+                                mask_publics={target: me.mask_public}, context=ctx)  # fmt: skip
+            ch.send(target, "fl/secagg-unmask", SecAggUnmask(1, [], []), round=1)
+        for n in names:
+            if n != target:
+                ch.recv(n, "fl/secagg-shares", timeout=10)
+                ch.send(n, "fl/secagg-inbox", SecAggInbox(1, [], {}), round=1)
+        for n in names:
+            ch.send(n, "fl/task", Finish(np.zeros(D + 1), 0, 0.1, 32))
+            ch.recv(n, "fl/report", timeout=10)
+        return read
+
+    return run
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_malicious_aggregator_substituting_keys_cannot_unmask_a_single_update(
+    checked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["c0", "c1", "c2", "c3"]
+    if not checked:  # the attack itself, against clients that skip the signature check
+        monkeypatch.setattr(_secagg_round, "_forged_entries", lambda *args: [])
+    net = _network(4, f"secagg-substitute-{checked}")
+    clients = _clients(4)
+    fns: dict[str, Any] = {AGGREGATOR_NAME: _substituting_aggregator(names, "c0")}
+    for n in names:
+        fns[n] = (lambda name: lambda ch: run_client(ch, clients[name],
+                                                     aggregator=AGGREGATOR_NAME))(n)  # fmt: skip
+    out = run_parties(fns, network=net, timeout=60)
+    sent = {m.topic for m in net.transcript.received_by(AGGREGATOR_NAME) if m.sender == "c0"}
+    if checked:
+        # c0 refused the roster: no share and no masked update ever left it.
+        assert out[AGGREGATOR_NAME] is None
+        assert "fl/secagg-shares" not in sent and "fl/update" not in sent
+        assert all(out[n].rounds_trained == () for n in names)
+    else:
+        ref = _clients(4)["c0"]
+        expected = ref.num_samples * ref.local_update(np.zeros(D + 1), LOCAL)
+        np.testing.assert_allclose(out[AGGREGATOR_NAME], expected, atol=1e-6)
+
+
+def test_an_update_whose_sum_could_wrap_around_is_refused_before_masking() -> None:
+    secrets = RoundSecrets.generate()
+    big = np.array([2.0**60 / 2.0**FRACTION_BITS, -1.0])  # 2^60 in fixed point
+    peers = {f"c{i}": RoundSecrets.generate().mask_key.public_bytes() for i in range(8)}
+    ctx = round_context(job="j", round=1, nonce=b"\x00" * 16)
+    # Seven clients of 2^60 each stay below 2^63; eight could wrap: refused with the bound.
+    mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx, count=7)
+    with pytest.raises(SecAggError, match="too large for secure aggregation among 8 clients"):
+        mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx)

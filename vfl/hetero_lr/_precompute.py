@@ -57,6 +57,12 @@ class IdleChannel(Channel):
         finally:
             self._idle.clear()
 
+    def attest(self, statement: bytes) -> bytes:
+        return self._inner.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._inner.check_attestation(signer, statement, signature)
+
     def close(self) -> None:
         self._inner.close()
 

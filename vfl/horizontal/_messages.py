@@ -71,19 +71,23 @@ Payload = np.ndarray | QuantizedArray | SparseArray | SketchedArray
 @dataclass(frozen=True)
 class SecAggAdvertise:
     """A client's fresh round keys: share-encryption ``C_u``, mask ``S_u`` (X25519 public keys)
-    and the commitment ``SHA-256(b_u)`` to its self-mask seed."""
+    and the commitment ``SHA-256(b_u)`` to its self-mask seed, with the client's federation
+    signature over (job, session, round, client, keys, commitment)
+    (:func:`vfl.horizontal._secagg.advertisement_statement`)."""
 
     round: int
     share_public: bytes
     mask_public: bytes
     self_commitment: bytes
+    signature: bytes
 
 
 @message_type("fl.SecAggRoster")
 @dataclass(frozen=True)
 class SecAggRoster:
-    """The round's participants ``U1`` with their advertised keys, the Shamir threshold ``t``,
-    the round nonce (binds keys and shares to this round) and the job label."""
+    """The round's participants ``U1`` with their advertised keys, commitments and signatures
+    (every client checks each one), the Shamir threshold ``t``, the round nonce (binds keys and
+    shares to this round) and the job label."""
 
     round: int
     job: str
@@ -91,6 +95,8 @@ class SecAggRoster:
     threshold: int
     share_publics: dict[str, bytes]
     mask_publics: dict[str, bytes]
+    commitments: dict[str, bytes]
+    signatures: dict[str, bytes]
 
 
 @message_type("fl.SecAggShares")

@@ -48,6 +48,7 @@ from vfl.horizontal._messages import (
 from vfl.horizontal._secagg import (
     RoundSecrets,
     SecAggError,
+    advertisement_statement,
     commit_seed,
     int_to_seed,
     key_from_seed,
@@ -79,6 +80,30 @@ def _xs(names: Sequence[str]) -> dict[str, int]:
     return {n: i + 1 for i, n in enumerate(sorted(names))}
 
 
+def _statement(round: int, client: str, share: bytes, mask: bytes, commitment: bytes) -> bytes:
+    return advertisement_statement(round=round, client=client, share_public=share,
+                                   mask_public=mask, commitment=commitment)  # fmt: skip
+
+
+def _entry(roster: SecAggRoster, name: str) -> tuple[bytes, bytes, bytes]:
+    return roster.share_publics[name], roster.mask_publics[name], roster.commitments[name]
+
+
+def _forged_entries(channel: Channel, roster: SecAggRoster, round: int) -> list[str]:
+    """The roster's entries that are not their client's signed advertisement of this round
+    (all of them if the roster's maps do not list the same clients)."""
+    names = sorted(roster.share_publics)
+    if (
+        not set(names)
+        == set(roster.mask_publics)
+        == set(roster.commitments)
+        == set(roster.signatures)
+    ):
+        return names
+    return [n for n in names if not channel.check_attestation(
+        n, _statement(round, n, *_entry(roster, n)), roster.signatures[n])]  # fmt: skip
+
+
 def _recv(
     channel: Channel, peer: str, topic: str, kind: type[Any], round: int, timeout: float
 ) -> Any:
@@ -103,13 +128,18 @@ def client_secure_round(
     me, r = channel.party, task.round
     source = resolve(rng)
     secrets = RoundSecrets.generate(source)
-    channel.send(aggregator, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise(
-        r, secrets.share_key.public_bytes(), secrets.mask_key.public_bytes(),
-        commit_seed(secrets.self_seed),
-    ), round=r)  # fmt: skip
+    mine = (secrets.share_key.public_bytes(), secrets.mask_key.public_bytes(),
+            commit_seed(secrets.self_seed))  # fmt: skip
+    signature = channel.attest(_statement(r, me, *mine))
+    channel.send(aggregator, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise(r, *mine, signature), round=r)
     roster: SecAggRoster = _recv(channel, aggregator, TOPIC_SECAGG_ROSTER, SecAggRoster, r, timeout)
     names = sorted(roster.share_publics)
     if me not in names or roster.threshold != threshold_for(len(names)):
+        return False
+    forged = _forged_entries(channel, roster, r)
+    if forged or _entry(roster, me) != mine:
+        _log.warning("%s: round %d: roster refused: keys of %s not signed by their owner", me, r,
+                     ", ".join(forged or [me]))  # fmt: skip
         return False
     ctx = round_context(job=roster.job, round=r, nonce=roster.nonce)
     xs = _xs(names)
@@ -154,7 +184,8 @@ def client_secure_round(
         weighted = update.num_samples * np.asarray(update.delta, dtype=np.float64)
     masked = mask_input(weighted, me=me, secrets=secrets,
                         peers={v: roster.mask_publics[v] for v in u2}, context=ctx,
-                        step=task.secure_step, rng=np.random.default_rng())  # fmt: skip
+                        step=task.secure_step, rng=np.random.default_rng(),
+                        count=len(names))  # fmt: skip
     channel.send(aggregator, TOPIC_UPDATE, ClientUpdate(r, masked, update.num_samples), round=r)
     unmask: SecAggUnmask = _recv(channel, aggregator, TOPIC_SECAGG_UNMASK, SecAggUnmask, r, timeout)
     survivors, dropped = set(unmask.survivors), set(unmask.dropped)
@@ -278,16 +309,23 @@ def aggregate_secure_round(
     out = SecureRound()
     io = _Step(channel, out, round, now)
     ads = io.gather(live, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise, deadline)
-    u1 = sorted(n for n, a in ads.items() if len(a.share_public) == len(a.mask_public) == 32)
+    for n, a in ads.items():
+        if not (len(a.share_public) == len(a.mask_public) == len(a.self_commitment) == 32
+                and channel.check_attestation(n, _statement(round, n, a.share_public,
+                                              a.mask_public, a.self_commitment), a.signature)):  # fmt: skip
+            out.rejected[n] = "advertisement is malformed or not signed by its client"
+    u1 = sorted(n for n in ads if n not in out.rejected)
     t = threshold_for(len(u1))
     nonce = resolve(rng).random_bytes(16)
     ctx = round_context(job=job, round=round, nonce=nonce)
     if len(u1) < t:
-        io.send(live, TOPIC_SECAGG_ROSTER, SecAggRoster(round, job, nonce, t, {}, {}))
+        io.send(live, TOPIC_SECAGG_ROSTER, SecAggRoster(round, job, nonce, t, {}, {}, {}, {}))
         out.failure = f"{len(u1)} clients advertised keys, threshold {t}"
         return out
     roster = SecAggRoster(round, job, nonce, t, {n: ads[n].share_public for n in u1},
-                          {n: ads[n].mask_public for n in u1})  # fmt: skip
+                          {n: ads[n].mask_public for n in u1},
+                          {n: ads[n].self_commitment for n in u1},
+                          {n: ads[n].signature for n in u1})  # fmt: skip
     u1 = [n for n in io.send(live, TOPIC_SECAGG_ROSTER, roster) if n in u1]
     shares = io.gather(u1, TOPIC_SECAGG_SHARES, SecAggShares, deadline)
     u2 = sorted(n for n, s in shares.items() if set(s.sealed) == set(roster.share_publics) - {n})

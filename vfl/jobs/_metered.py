@@ -166,6 +166,12 @@ class MeteredChannel(Channel):
         for peer in self.peers if peers is None else peers:
             self.send(peer, topic, payload, round=round)
 
+    def attest(self, statement: bytes) -> bytes:
+        return self._inner.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._inner.check_attestation(signer, statement, signature)
+
     def close(self) -> None:
         self._inner.close()
 
