@@ -69,5 +69,11 @@ class Channel(abc.ABC):
         """Whether ``signature`` is party ``signer``'s :meth:`attest` of ``statement``."""
         raise LocalProtocolError(f"{type(self).__name__} cannot verify statements")
 
+    def switch_session(self, session_id: str) -> None:
+        """From now on seal and accept envelopes of ``session_id`` only (the run's session,
+        agreed by :func:`protocols.session.agree_session`); envelopes of the bootstrap session
+        and of any other session of the job are refused."""
+        raise LocalProtocolError(f"{type(self).__name__} cannot switch sessions")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources. Idempotent."""

@@ -227,6 +227,14 @@ class GrpcChannel(Channel):
     def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
         return self._sealer.check(self._node.verify_keys, signer, statement, signature)
 
+    def switch_session(self, session_id: str) -> None:
+        if self._closed:
+            raise LocalProtocolError(f"channel of {self.party!r} is closed")
+        old = self.session_id
+        self._session = self._node.switch_session(self.job_id, old, session_id)
+        self.keyring = self._session.keyring
+        self.session_id = self._sealer.session_id = session_id
+
     def close(self) -> None:
         """Tell the peers this party leaves the session (best effort), then stop receiving."""
         if self._closed:

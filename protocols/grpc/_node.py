@@ -96,6 +96,7 @@ class PartyNode:
         """Every party's federation verify key (envelopes and attested statements)."""
         self._lock = threading.Lock()
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._runs: dict[str, str] = {}  # job id -> its agreed run session (while open)
         self.health = health.HealthServicer()
         creds = client_credentials(config, party)
         self.peer_channels: dict[str, grpc.Channel] = {}
@@ -120,6 +121,7 @@ class PartyNode:
             party=party,
             keys=self._keys,
             sessions=self._session,
+            run_session=self.run_session,
             spool_dir=spool_dir,
             spool_threshold=spool_threshold,
             on_delivered=self.monitor.mark_seen,
@@ -228,8 +230,25 @@ class PartyNode:
     def close_session(self, job_id: str, session_id: str) -> None:
         with self._lock:
             session = self._sessions.pop((job_id, session_id), None)
+            if self._runs.get(job_id) == session_id:
+                del self._runs[job_id]
         if session is not None:
             session.close()
+
+    def switch_session(self, job_id: str, old: str, new: str) -> Session:
+        """Open ``job_id``'s run session ``new`` and close ``old`` (its bootstrap session): from
+        now on this node refuses envelopes of any other session of the job as foreign."""
+        session = self.open_session(job_id, new)
+        with self._lock:
+            self._runs[job_id] = new
+        self.close_session(job_id, old)
+        return session
+
+    def run_session(self, job_id: str) -> Session | None:
+        """The open run session of ``job_id`` (after :meth:`switch_session`), if any."""
+        with self._lock:
+            run = self._runs.get(job_id)
+            return None if run is None else self._sessions.get((job_id, run))
 
     def _wake_sessions(self) -> None:
         with self._lock:

@@ -63,6 +63,9 @@ class IdleChannel(Channel):
     def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
         return self._inner.check_attestation(signer, statement, signature)
 
+    def switch_session(self, session_id: str) -> None:
+        self._inner.switch_session(session_id)
+
     def close(self) -> None:
         self._inner.close()
 

@@ -97,6 +97,9 @@ class _CrashingChannel(Channel):
     def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
         return self.inner.check_attestation(signer, statement, signature)
 
+    def switch_session(self, session_id: str) -> None:
+        self.inner.switch_session(session_id)
+
     def close(self) -> None:
         self.inner.close()
 
