@@ -40,6 +40,7 @@ from protocols.errors import (
     RemoteProtocolError,
 )
 from protocols.faults import FaultKind, Faults
+from protocols.limits import InboxLimits
 from protocols.sealer import Sealer
 from protocols.transcript import Message, Transcript
 from protocols.verify import RejectionCounter, Verifier, check_authentic
@@ -74,7 +75,9 @@ class MemoryChannel(Channel):
             peers=self._peers,
         )
         self.keyring = Keyring()
-        self.codec_context = CodecContext(keyring=self.keyring)
+        self.codec_context = CodecContext(
+            keyring=self.keyring, max_payload_bytes=network.limits.max_payload_bytes
+        )
         self.verifier = Verifier(
             party=party,
             job_id=network.job_id,
@@ -179,6 +182,21 @@ class MemoryChannel(Channel):
                 self._early.append((env, payload))
                 return
         self.verifier.accept(env, digest=payload_digest([payload]), size=len(payload))
+        with self._cond:
+            queue = self._inbox.get((env.sender, env.topic))
+            waiting = sum(1 for (p, _), q in self._inbox.items() if p == env.sender and q)
+            refused = self._net.limits.admit(
+                env.sender, env.topic, queued=len(queue or ()), topics_waiting=waiting,
+                is_new_topic=not queue,
+            )  # fmt: skip
+        if refused is not None:
+            raise self.verifier.reject(refused, env)
+        if len(payload) > self._net.limits.max_payload_bytes:
+            self._net.counter(self._party).increment("malformed")
+            raise CodecError(
+                f"payload of {len(payload)} bytes on {env.topic!r} exceeds the receiver's limit "
+                f"of {self._net.limits.max_payload_bytes} bytes"
+            )
         decoded = self._net.codecs.decode(env.codec, payload, self.codec_context)
         self._net.transcript.record(
             Message(env.sender, env.receiver, env.topic, env.round, env.seq, decoded, len(payload))
@@ -204,6 +222,7 @@ class InMemoryNetwork:
         seed: int | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
         codecs: CodecRegistry | None = None,
+        limits: InboxLimits | None = None,
     ) -> None:
         names = list(parties)
         if len(names) < 2 or len(set(names)) != len(names) or not all(names):
@@ -215,6 +234,8 @@ class InMemoryNetwork:
             session_id = rng.random_bytes(8).hex() if rng is not None else secrets.token_hex(8)
         self.session_id = session_id
         self.default_timeout = default_timeout
+        self.limits = limits or InboxLimits()
+        """What each channel queues from each peer (:mod:`protocols.limits`)."""
         self.codecs = codecs if codecs is not None else default_registry()
         self._keys = {name: SigningKey.generate(rng=rng) for name in sorted(names)}
         self.verify_keys: Mapping[str, VerifyKey] = {n: k.verify_key for n, k in self._keys.items()}

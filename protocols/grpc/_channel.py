@@ -40,6 +40,7 @@ from protocols.errors import (
     TransportError,
 )
 from protocols.grpc._session import CLOSE_TOPIC
+from protocols.limits import InboxLimits
 from protocols.sealer import Sealer
 from protocols.serde import envelope_to_proto
 
@@ -138,13 +139,14 @@ class GrpcChannel(Channel):
         session_id: str = "",
         send_timeout: float = 60.0,
         default_timeout: float = 120.0,
+        limits: InboxLimits | None = None,
     ) -> None:
         self._node = node
         self.job_id = job_id
         self.session_id = session_id
         self._send_timeout = send_timeout
         self._default_timeout = default_timeout
-        self._session = node.open_session(job_id, session_id)
+        self._session = node.open_session(job_id, session_id, limits)
         self.keyring = self._session.keyring
         self._peers = tuple(sorted(node.peer_channels))
         self._stubs = {p: pb_grpc.PartyServiceStub(ch) for p, ch in node.peer_channels.items()}

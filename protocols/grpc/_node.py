@@ -31,6 +31,7 @@ from protocols.grpc._channel import GrpcChannel
 from protocols.grpc._monitor import DEFAULT_HEARTBEAT_INTERVAL, PeerMonitor
 from protocols.grpc._servicer import SPOOL_THRESHOLD, PartyServicer
 from protocols.grpc._session import Session
+from protocols.limits import InboxLimits
 from protocols.verify import Verifier
 
 __all__ = ["PartyNode", "server_credentials", "client_credentials", "MAX_MESSAGE_BYTES"]
@@ -78,8 +79,11 @@ class PartyNode:
         spool_threshold: int = SPOOL_THRESHOLD,
         codecs: CodecRegistry | None = None,
         check_tls13: bool = True,
+        limits: InboxLimits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits or InboxLimits()
+        """Default :class:`~protocols.limits.InboxLimits` of this node's channels."""
         self.party = party
         self._me = config.party(party)
         self.signing_key = config.signing_key(party)
@@ -212,8 +216,11 @@ class PartyNode:
         with self._lock:
             return self._sessions.get((job_id, session_id))
 
-    def open_session(self, job_id: str, session_id: str) -> Session:
-        """Start accepting messages for (``job_id``, ``session_id``)."""
+    def open_session(
+        self, job_id: str, session_id: str, limits: InboxLimits | None = None
+    ) -> Session:
+        """Start accepting messages for (``job_id``, ``session_id``), within ``limits``
+        (default: the node's)."""
         key = (job_id, session_id)
         with self._lock:
             if key in self._sessions:
@@ -223,6 +230,7 @@ class PartyNode:
                     party=self.party, job_id=job_id, session_id=session_id, keys=self._keys
                 ),
                 codecs=self.codecs,
+                limits=limits or self.limits,
             )
             self._sessions[key] = session
             return session
@@ -238,7 +246,9 @@ class PartyNode:
     def switch_session(self, job_id: str, old: str, new: str) -> Session:
         """Open ``job_id``'s run session ``new`` and close ``old`` (its bootstrap session): from
         now on this node refuses envelopes of any other session of the job as foreign."""
-        session = self.open_session(job_id, new)
+        with self._lock:
+            current = self._sessions.get((job_id, old))
+        session = self.open_session(job_id, new, None if current is None else current.limits)
         with self._lock:
             self._runs[job_id] = new
         self.close_session(job_id, old)
@@ -263,12 +273,15 @@ class PartyNode:
         session_id: str = "",
         send_timeout: float = 60.0,
         default_timeout: float = 120.0,
+        limits: InboxLimits | None = None,
     ) -> GrpcChannel:
-        """A :class:`~protocols.channel.Channel` for one job session on this node."""
+        """A :class:`~protocols.channel.Channel` for one job session on this node; ``limits``
+        (default: the node's) bound what each peer can queue at it."""
         return GrpcChannel(
             self,
             job_id=job_id,
             session_id=session_id,
             send_timeout=send_timeout,
             default_timeout=default_timeout,
+            limits=limits,
         )

@@ -126,13 +126,17 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
                     env,
                 )
                 self._abort_rejected(context, error)
-        limit = session.codec_context.max_payload_bytes
-        if env.payload_size > limit:
+        refused = session.admit(env.sender, env.topic)
+        if refused is not None:
+            self._abort_rejected(context, verifier.reject(refused, env))
+        limit = session.limits.max_payload_bytes
+        if env.payload_size > limit:  # on the signed size: before any byte is read or spooled
             verifier.counter.increment("malformed")
             self._abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"codec: payload of {env.payload_size} bytes exceeds the limit {limit}",
+                f"codec: payload of {env.payload_size} bytes on {env.topic!r} exceeds the "
+                f"receiver's limit of {limit} bytes",
             )
         spooled = env.payload_size > self._spool_threshold
         try:

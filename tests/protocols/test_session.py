@@ -39,8 +39,9 @@ def test_parties_agree_on_a_fresh_session_and_refuse_other_sessions() -> None:
     (run,) = sessions
     # Every later envelope carries the run's session; one of the bootstrap session (the same
     # job's previous run, or replayed) is refused with both sessions named.
-    last_env, payload = net.wire[-1]
-    env = Envelope.from_bytes(last_env)
+    ((env, payload),) = [
+        (e, p) for e, p in ((Envelope.from_bytes(w), p) for w, p in net.wire) if e.topic == "data"
+    ]
     assert env.session_id == run
     old = dataclasses.replace(env, session_id=bootstrap, seq=env.seq + 1)
     with pytest.raises(ForeignJob, match=f"session '{bootstrap}'.*session '{run}'"):

@@ -33,6 +33,7 @@ __all__ = [
     "TOPIC_SECAGG_UNMASK",
     "TOPIC_SECAGG_REVEAL",
     "SECAGG_TOPICS",
+    "FEDAVG_TOPICS",
     "Payload",
     "SecAggAdvertise",
     "SecAggRoster",
@@ -59,9 +60,16 @@ TOPIC_SECAGG_INBOX = "fl/secagg-inbox"
 TOPIC_SECAGG_UNMASK = "fl/secagg-unmask"
 TOPIC_SECAGG_REVEAL = "fl/secagg-reveal"
 SECAGG_TOPICS = (
-    TOPIC_SECAGG_ADVERTISE, TOPIC_SECAGG_ROSTER, TOPIC_SECAGG_SHARES, TOPIC_SECAGG_INBOX,
-    TOPIC_SECAGG_UNMASK, TOPIC_SECAGG_REVEAL,
-)  # fmt: skip
+    TOPIC_SECAGG_ADVERTISE,
+    TOPIC_SECAGG_ROSTER,
+    TOPIC_SECAGG_SHARES,
+    TOPIC_SECAGG_INBOX,
+    TOPIC_SECAGG_UNMASK,
+    TOPIC_SECAGG_REVEAL,
+)
+FEDAVG_TOPICS = (TOPIC_PROFILE, TOPIC_TASK, TOPIC_UPDATE, TOPIC_REPORT, *SECAGG_TOPICS)
+"""Every topic of the horizontal protocol: a channel used only for it refuses any other
+(:class:`protocols.limits.InboxLimits`)."""
 
 Payload = np.ndarray | QuantizedArray | SparseArray | SketchedArray
 """An update on the wire: a dense array, or a compressed payload (:mod:`vfl.compression`)."""

@@ -35,10 +35,18 @@ import pandas as pd
 import protocols.grpc
 from protocols.channel import Channel
 from protocols.config import load_federation
+from protocols.limits import InboxLimits
 from vfl.horizontal._aggregator import run_aggregator
 from vfl.horizontal._client import FedClient, run_client
 from vfl.horizontal._config import FedConfig
-from vfl.horizontal._messages import ClientReport, ClientUpdate, Finish, ProfileSummary, TrainTask
+from vfl.horizontal._messages import (
+    FEDAVG_TOPICS,
+    ClientReport,
+    ClientUpdate,
+    Finish,
+    ProfileSummary,
+    TrainTask,
+)
 from vfl.horizontal._models import LocalTraining, LogisticModel, logistic_factory
 from vfl.horizontal._server import FedServer, RoundRecord
 from vfl.metrics import auc
@@ -133,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_federation(args.config)
     node = protocols.grpc.PartyNode(config, args.party, heartbeat_interval=args.heartbeat).start()
     channel = node.channel(
-        args.job, send_timeout=args.round_timeout, default_timeout=10 * args.round_timeout
-    )
+        args.job, send_timeout=args.round_timeout, default_timeout=10 * args.round_timeout,
+        limits=InboxLimits.for_topics(FEDAVG_TOPICS),
+    )  # fmt: skip
     x, y = _xy(args.data, args.label)
     out: dict[str, Any]
     try:
