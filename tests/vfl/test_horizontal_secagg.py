@@ -12,7 +12,7 @@ import pytest
 
 from protocols.channel import Channel
 from protocols.errors import ChannelTimeout, PeerDown
-from protocols.memory import InMemoryNetwork
+from protocols.memory import InMemoryNetwork, MemoryChannel
 from protocols.testkit import run_parties
 from vfl.errors import ConfigError
 from vfl.horizontal import (
@@ -487,3 +487,20 @@ def test_an_update_whose_sum_could_wrap_around_is_refused_before_masking() -> No
     mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx, count=7)
     with pytest.raises(SecAggError, match="too large for secure aggregation among 8 clients"):
         mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx)
+
+
+def test_the_aggregator_leaves_an_unsigned_advertisement_out_of_the_roster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = MemoryChannel.attest
+
+    def c3_signs_badly(self: MemoryChannel, statement: bytes) -> bytes:
+        sig = original(self, statement)
+        return bytes(64) if self.party == "c3" else sig
+
+    monkeypatch.setattr(MemoryChannel, "attest", c3_signs_badly)
+    res = simulate(_clients(4), _secure(1, timeout=5.0), np.zeros(D + 1), network=_network(4, "x"))
+    (first,) = res.history
+    assert not first.skipped and first.accepted == ("c0", "c1", "c2")
+    assert first.rejected == {"c3": "advertisement is malformed or not signed by its client"}
+    np.testing.assert_allclose(res.params, _expected_first_round(4, ["c0", "c1", "c2"]), atol=1e-6)
