@@ -11,7 +11,7 @@ import pytest
 
 from protocols.channel import Channel
 from protocols.envelope import Envelope
-from protocols.errors import ForeignJob
+from protocols.errors import ChannelTimeout, ForeignJob
 from protocols.memory import InMemoryNetwork
 from protocols.session import agree_session, session_id_of
 from protocols.testkit import run_parties
@@ -78,3 +78,15 @@ def test_attested_statements_bind_signer_job_and_session() -> None:
     run = run_parties({p: agree_session for p in net.parties}, network=net, timeout=30)
     assert not net.channel("retailer").check_attestation("bank", b"keys of round 1", sig)
     assert len(set(run.values())) == 1
+
+
+def test_a_message_sent_before_its_receiver_switched_is_held_not_lost() -> None:
+    net = InMemoryNetwork(["bank", "retailer"], job_id="job-1", default_timeout=5.0)
+    bank, retailer = net.channel("bank"), net.channel("retailer")
+    bank.switch_session("run-2")
+    bank.send("retailer", "t", "early")
+    with pytest.raises(ChannelTimeout):
+        retailer.recv("bank", "t", timeout=0.05)
+    retailer.switch_session("run-2")
+    assert retailer.recv("bank", "t") == "early"
+    assert not net.rejections
