@@ -1,7 +1,9 @@
 """One secure-aggregation round over a :class:`~protocols.channel.Channel`: both sides.
 
-The message steps of Bonawitz et al. (CCS 2017, Fig. 4, honest-but-curious, without the
-consistency check of the actively secure variant); the math is :mod:`vfl.horizontal._secagg`.
+The message steps of Bonawitz et al. (CCS 2017, Fig. 4, without the consistency check of the
+actively secure variant); the math is :mod:`vfl.horizontal._secagg`. Each client signs its key
+advertisement with its federation key (:meth:`~protocols.channel.Channel.attest`) and checks
+every entry of the roster the aggregator relays, so the aggregator cannot substitute keys.
 ``U1``: clients that advertised keys; ``U2``: those whose shares were forwarded (they mask
 against each other); ``U3``: those whose masked input arrived. The threshold is
 ``t = max(2, floor(|U1| / 2) + 1)``: a strict majority, so two disjoint groups of survivors can
@@ -102,6 +104,14 @@ def _forged_entries(channel: Channel, roster: SecAggRoster, round: int) -> list[
         return names
     return [n for n in names if not channel.check_attestation(
         n, _statement(round, n, *_entry(roster, n)), roster.signatures[n])]  # fmt: skip
+
+
+def _well_signed(channel: Channel, name: str, ad: SecAggAdvertise, round: int) -> bool:
+    """Whether ``ad`` holds 32-byte keys and commitment and ``name``'s signature over them."""
+    keys = (ad.share_public, ad.mask_public, ad.self_commitment)
+    if not all(isinstance(k, bytes) and len(k) == 32 for k in keys):
+        return False
+    return channel.check_attestation(name, _statement(round, name, *keys), ad.signature)
 
 
 def _recv(
@@ -310,9 +320,7 @@ def aggregate_secure_round(
     io = _Step(channel, out, round, now)
     ads = io.gather(live, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise, deadline)
     for n, a in ads.items():
-        if not (len(a.share_public) == len(a.mask_public) == len(a.self_commitment) == 32
-                and channel.check_attestation(n, _statement(round, n, a.share_public,
-                                              a.mask_public, a.self_commitment), a.signature)):  # fmt: skip
+        if not _well_signed(channel, n, a, round):
             out.rejected[n] = "advertisement is malformed or not signed by its client"
     u1 = sorted(n for n in ads if n not in out.rejected)
     t = threshold_for(len(u1))
