@@ -504,3 +504,19 @@ def test_the_aggregator_leaves_an_unsigned_advertisement_out_of_the_roster(
     assert not first.skipped and first.accepted == ("c0", "c1", "c2")
     assert first.rejected == {"c3": "advertisement is malformed or not signed by its client"}
     np.testing.assert_allclose(res.params, _expected_first_round(4, ["c0", "c1", "c2"]), atol=1e-6)
+
+
+def test_a_signed_advertisement_does_not_verify_for_another_round_or_client() -> None:
+    """An aggregator that rebuilt a dropped client's mask key in round 1 cannot replay that
+    client's round-1 keys in round 2, nor pass one client's keys off as another's."""
+    net = _network(3, "secagg-replay")
+    c0, c1 = net.channel("c0"), net.channel("c1")
+    keys = {"share_public": b"\x01" * 32, "mask_public": b"\x02" * 32, "commitment": b"\x03" * 32}
+    sig = c0.attest(advertisement_statement(round=1, client="c0", **keys))
+    assert c1.check_attestation("c0", advertisement_statement(round=1, client="c0", **keys), sig)
+    assert not c1.check_attestation(
+        "c0", advertisement_statement(round=2, client="c0", **keys), sig
+    )
+    assert not c1.check_attestation(
+        "c2", advertisement_statement(round=1, client="c2", **keys), sig
+    )
