@@ -15,6 +15,8 @@ import abc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from protocols.errors import LocalProtocolError
+
 __all__ = ["Channel"]
 
 
@@ -63,6 +65,21 @@ class Channel(abc.ABC):
             peer: self.recv(peer, topic, timeout=timeout)
             for peer in (self.peers if peers is None else peers)
         }
+
+    def attest(self, statement: bytes) -> bytes:
+        """This party's federation signature over ``statement``, for data a protocol relays
+        through a third party (:mod:`protocols.sealer`; never confused with an envelope)."""
+        raise LocalProtocolError(f"{type(self).__name__} cannot sign statements")
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is party ``signer``'s :meth:`attest` of ``statement``."""
+        raise LocalProtocolError(f"{type(self).__name__} cannot verify statements")
+
+    def switch_session(self, session_id: str) -> None:
+        """From now on seal and accept envelopes of ``session_id`` only (the run's session,
+        agreed by :func:`protocols.session.agree_session`); envelopes of the bootstrap session
+        and of any other session of the job are refused."""
+        raise LocalProtocolError(f"{type(self).__name__} cannot switch sessions")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources. Idempotent."""

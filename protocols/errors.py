@@ -9,7 +9,7 @@
     :class:`UnknownSender`, :class:`BadSignature`, :class:`SignerMismatch`,
     :class:`WrongReceiver`, :class:`ForeignJob`, :class:`Replayed`, :class:`OutOfOrder`,
     :class:`UnsupportedVersion`, :class:`PeerIdentityMismatch` (gRPC: the TLS client
-    certificate is another party's).
+    certificate is another party's), :class:`InboxLimit` (unexpected topic or full queue).
     ``CodecError`` -- a verified payload is malformed, too large or of an unknown format.
   ``TransportError`` -- the link failed: :class:`PeerDown` (the peer is gone),
   :class:`ChannelTimeout` (nothing arrived before the deadline) and :class:`UntrustedPeer`
@@ -36,6 +36,7 @@ __all__ = [
     "Replayed",
     "OutOfOrder",
     "PeerIdentityMismatch",
+    "InboxLimit",
     "CodecError",
     "TransportError",
     "PeerDown",
@@ -125,6 +126,13 @@ class PeerIdentityMismatch(EnvelopeRejected):
     reason = "tls_identity_mismatch"
 
 
+class InboxLimit(EnvelopeRejected):
+    """An authentic envelope the receiver will not queue: a topic it does not expect, a full
+    per-(peer, topic) queue, too many topics waiting from one peer (:mod:`protocols.limits`)."""
+
+    reason = "inbox_limit"
+
+
 REJECTION_REASONS: tuple[type[EnvelopeRejected], ...] = (
     UnsupportedVersion,
     UnknownSender,
@@ -135,6 +143,7 @@ REJECTION_REASONS: tuple[type[EnvelopeRejected], ...] = (
     Replayed,
     OutOfOrder,
     PeerIdentityMismatch,
+    InboxLimit,
 )
 
 

@@ -30,7 +30,7 @@ from crypto.random import RandomSource, SeededRandom
 from protocols.channel import Channel
 from protocols.codecs import CodecContext, CodecRegistry, Keyring, default_registry
 from protocols.digest import payload_digest
-from protocols.envelope import Envelope, seal
+from protocols.envelope import Envelope
 from protocols.errors import (
     ChannelTimeout,
     CodecError,
@@ -40,13 +40,16 @@ from protocols.errors import (
     RemoteProtocolError,
 )
 from protocols.faults import FaultKind, Faults
+from protocols.limits import InboxLimits
+from protocols.sealer import Sealer
 from protocols.transcript import Message, Transcript
-from protocols.verify import RejectionCounter, Verifier
+from protocols.verify import RejectionCounter, Verifier, check_authentic
 
 __all__ = ["InMemoryNetwork", "MemoryChannel", "Rejection", "DEFAULT_TIMEOUT"]
 
 _log = logging.getLogger("protocols.memory")
 DEFAULT_TIMEOUT = 60.0
+_MAX_EARLY = 4096
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,17 @@ class MemoryChannel(Channel):
         self._net = network
         self._party = party
         self._peers = tuple(sorted(p for p in network.parties if p != party))
-        self._key = network.signing_key(party)
+        self._sealer = Sealer(
+            network.signing_key(party),
+            party=party,
+            job_id=network.job_id,
+            session_id=network.session_id,
+            peers=self._peers,
+        )
         self.keyring = Keyring()
-        self.codec_context = CodecContext(keyring=self.keyring)
+        self.codec_context = CodecContext(
+            keyring=self.keyring, max_payload_bytes=network.limits.max_payload_bytes
+        )
         self.verifier = Verifier(
             party=party,
             job_id=network.job_id,
@@ -76,8 +87,12 @@ class MemoryChannel(Channel):
         )
         self._cond = threading.Condition()
         self._inbox: dict[tuple[str, str], deque[Any]] = {}
-        self._seq_lock = threading.Lock()
-        self._next_seq: dict[str, int] = {}
+        self._send_lock = threading.Lock()
+        self._switched = False
+        # Envelopes of a run session a peer already switched to and this party not yet: held
+        # until it switches, as the gRPC node makes their sender retry; any other session's
+        # envelope is refused (ForeignJob).
+        self._early: list[tuple[Envelope, bytes]] = []
         self._closed = False
 
     @property
@@ -101,22 +116,26 @@ class MemoryChannel(Channel):
         if self._net.is_dead(peer):
             raise PeerDown(f"peer {peer!r} is down")
         encoded = self._net.codecs.encode(payload, self.codec_context)
-        with self._seq_lock:
-            seq = self._next_seq.get(peer, 1)
-            self._next_seq[peer] = seq + 1
-            env = seal(
-                key=self._key,
-                job_id=self._net.job_id,
-                session_id=self._net.session_id,
-                sender=self._party,
-                receiver=peer,
-                topic=topic,
-                round=round,
-                seq=seq,
-                codec=encoded.codec,
-                parts=encoded.parts,
-            )
+        with self._send_lock:
+            env = self._sealer.seal(peer, topic, round, codec=encoded.codec, parts=encoded.parts)
             self._net._transmit(env, encoded.to_bytes())
+
+    def attest(self, statement: bytes) -> bytes:
+        return self._sealer.attest(statement)
+
+    def switch_session(self, session_id: str) -> None:
+        with self._send_lock, self._cond:
+            if self._closed:
+                raise LocalProtocolError(f"channel of {self._party!r} is closed")
+            self._net._agreed.add(session_id)
+            self._sealer.session_id = self.verifier.session_id = session_id
+            self._switched = True
+            early, self._early = self._early, []
+        for env, payload in early:
+            self._net._deliver(self._party, env.to_bytes(), payload)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._sealer.check(self._net.verify_keys, signer, statement, signature)
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
         self._check_peer(peer)
@@ -153,7 +172,31 @@ class MemoryChannel(Channel):
     def _receive_wire(self, envelope: bytes, payload: bytes) -> None:
         """Parse, verify, decode and queue one message; raise the rejection if any."""
         env = Envelope.from_bytes(envelope)
+        with self._cond:
+            early = (not self._switched and env.job_id == self.verifier.job_id
+                     and env.session_id != self.verifier.session_id
+                     and env.session_id in self._net._agreed
+                     and len(self._early) < _MAX_EARLY
+                     and check_authentic(env, self._net.verify_keys) is None)  # fmt: skip
+            if early:
+                self._early.append((env, payload))
+                return
         self.verifier.accept(env, digest=payload_digest([payload]), size=len(payload))
+        with self._cond:
+            queue = self._inbox.get((env.sender, env.topic))
+            waiting = sum(1 for (p, _), q in self._inbox.items() if p == env.sender and q)
+            refused = self._net.limits.admit(
+                env.sender, env.topic, queued=len(queue or ()), topics_waiting=waiting,
+                is_new_topic=not queue,
+            )  # fmt: skip
+        if refused is not None:
+            raise self.verifier.reject(refused, env)
+        if len(payload) > self._net.limits.max_payload_bytes:
+            self._net.counter(self._party).increment("malformed")
+            raise CodecError(
+                f"payload of {len(payload)} bytes on {env.topic!r} exceeds the receiver's limit "
+                f"of {self._net.limits.max_payload_bytes} bytes"
+            )
         decoded = self._net.codecs.decode(env.codec, payload, self.codec_context)
         self._net.transcript.record(
             Message(env.sender, env.receiver, env.topic, env.round, env.seq, decoded, len(payload))
@@ -179,6 +222,7 @@ class InMemoryNetwork:
         seed: int | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
         codecs: CodecRegistry | None = None,
+        limits: InboxLimits | None = None,
     ) -> None:
         names = list(parties)
         if len(names) < 2 or len(set(names)) != len(names) or not all(names):
@@ -190,6 +234,8 @@ class InMemoryNetwork:
             session_id = rng.random_bytes(8).hex() if rng is not None else secrets.token_hex(8)
         self.session_id = session_id
         self.default_timeout = default_timeout
+        self.limits = limits or InboxLimits()
+        """What each channel queues from each peer (:mod:`protocols.limits`)."""
         self.codecs = codecs if codecs is not None else default_registry()
         self._keys = {name: SigningKey.generate(rng=rng) for name in sorted(names)}
         self.verify_keys: Mapping[str, VerifyKey] = {n: k.verify_key for n, k in self._keys.items()}
@@ -202,6 +248,7 @@ class InMemoryNetwork:
         self._held: dict[tuple[str, str], list[tuple[bytes, bytes]]] = {}
         self._wire: list[tuple[bytes, bytes]] = []
         self._channels: dict[str, MemoryChannel] = {}
+        self._agreed: set[str] = set()  # run sessions some channel switched to
 
     # -- parties -----------------------------------------------------------------------------
     def channel(self, party: str) -> MemoryChannel:

@@ -96,7 +96,10 @@ def test_every_help_shows_every_default() -> None:
 
 def test_help_of_a_command_shows_its_defaults_in_a_real_process() -> None:
     run = " ".join(_vfl("run", "--help").stdout.split())
-    assert "seconds to wait for any one peer message (default: 600.0)" in run
+    assert (
+        "seconds to wait for a peer: to reach it, and for any one message from it (default: 600.0)"
+        in run
+    )
     psi = " ".join(_vfl("psi", "--help").stdout.split())
     assert "job id shared by all parties (default: vfl-psi)" in psi
     bench = " ".join(_vfl("bench", "fedavg", "--help").stdout.split())

@@ -26,7 +26,7 @@ from protocols._pb import pb, pb_grpc
 from protocols.channel import Channel
 from protocols.codecs import Buffer
 from protocols.digest import recut
-from protocols.envelope import Envelope, seal
+from protocols.envelope import Envelope
 from protocols.errors import (
     REJECTION_REASONS,
     ChannelTimeout,
@@ -41,6 +41,8 @@ from protocols.errors import (
     UntrustedPeer,
 )
 from protocols.grpc._session import CLOSE_TOPIC
+from protocols.limits import InboxLimits
+from protocols.sealer import Sealer
 from protocols.serde import envelope_to_proto
 
 if TYPE_CHECKING:
@@ -151,13 +153,14 @@ class GrpcChannel(Channel):
         session_id: str = "",
         send_timeout: float = 60.0,
         default_timeout: float = 120.0,
+        limits: InboxLimits | None = None,
     ) -> None:
         self._node = node
         self.job_id = job_id
         self.session_id = session_id
         self._send_timeout = send_timeout
         self._default_timeout = default_timeout
-        self._session = node.open_session(job_id, session_id)
+        self._session = node.open_session(job_id, session_id, limits)
         self.keyring = self._session.keyring
         self._peers = tuple(sorted(node.peer_channels))
         self._stubs = {p: pb_grpc.PartyServiceStub(ch) for p, ch in node.peer_channels.items()}
@@ -165,7 +168,14 @@ class GrpcChannel(Channel):
         # Sequence numbers start at the wall clock in nanoseconds, so a party process that
         # crashes and restarts in the same session keeps sending numbers above everything its
         # earlier incarnation sent and can rejoin; a replay of an old envelope stays rejected.
-        self._next_seq = dict.fromkeys(self._peers, time.time_ns())
+        self._sealer = Sealer(
+            node.signing_key,
+            party=node.party,
+            job_id=job_id,
+            session_id=session_id,
+            peers=self._peers,
+            first_seq=time.time_ns(),
+        )
         self._closed = False
 
     @property
@@ -233,20 +243,21 @@ class GrpcChannel(Channel):
 
     def _seal_next(self, peer: str, topic: str, round: int, encoded: Any) -> Envelope:
         """Sign the next envelope to ``peer`` (the caller holds ``self._locks[peer]``)."""
-        seq = self._next_seq[peer]
-        self._next_seq[peer] = seq + 1
-        return seal(
-            key=self._node.signing_key,
-            job_id=self.job_id,
-            session_id=self.session_id,
-            sender=self.party,
-            receiver=peer,
-            topic=topic,
-            round=round,
-            seq=seq,
-            codec=encoded.codec,
-            parts=encoded.parts,
-        )
+        return self._sealer.seal(peer, topic, round, codec=encoded.codec, parts=encoded.parts)
+
+    def attest(self, statement: bytes) -> bytes:
+        return self._sealer.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._sealer.check(self._node.verify_keys, signer, statement, signature)
+
+    def switch_session(self, session_id: str) -> None:
+        if self._closed:
+            raise LocalProtocolError(f"channel of {self.party!r} is closed")
+        old = self.session_id
+        self._session = self._node.switch_session(self.job_id, old, session_id)
+        self.keyring = self._session.keyring
+        self.session_id = self._sealer.session_id = session_id
 
     def close(self) -> None:
         """Tell the peers this party leaves the session (best effort), then stop receiving."""

@@ -34,6 +34,7 @@ from protocols.grpc._monitor import DEFAULT_HEARTBEAT_INTERVAL, PeerMonitor
 from protocols.grpc._servicer import SPOOL_THRESHOLD, PartyServicer
 from protocols.grpc._session import Session
 from protocols.grpc._tls_probe import certificate_problem
+from protocols.limits import InboxLimits
 from protocols.verify import Verifier
 
 __all__ = ["PartyNode", "server_credentials", "client_credentials", "MAX_MESSAGE_BYTES"]
@@ -114,8 +115,11 @@ class PartyNode:
         spool_threshold: int = SPOOL_THRESHOLD,
         codecs: CodecRegistry | None = None,
         check_tls13: bool = True,
+        limits: InboxLimits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits or InboxLimits()
+        """Default :class:`~protocols.limits.InboxLimits` of this node's channels."""
         self.party = party
         self._me = config.party(party)
         self.signing_key = config.signing_key(party)
@@ -128,8 +132,11 @@ class PartyNode:
         self._check_tls13 = check_tls13
         self.codecs = codecs if codecs is not None else default_registry()
         self._keys = config.verify_keys()
+        self.verify_keys = self._keys
+        """Every party's federation verify key (envelopes and attested statements)."""
         self._lock = threading.Lock()
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._runs: dict[str, str] = {}  # job id -> its agreed run session (while open)
         self.health = health.HealthServicer()
         creds = client_credentials(config, party)
         self.peer_channels: dict[str, grpc.Channel] = {}
@@ -158,6 +165,7 @@ class PartyNode:
             party=party,
             keys=self._keys,
             sessions=self._session,
+            run_session=self.run_session,
             spool_dir=spool_dir,
             spool_threshold=spool_threshold,
             on_delivered=self.monitor.mark_seen,
@@ -253,8 +261,11 @@ class PartyNode:
         with self._lock:
             return self._sessions.get((job_id, session_id))
 
-    def open_session(self, job_id: str, session_id: str) -> Session:
-        """Start accepting messages for (``job_id``, ``session_id``)."""
+    def open_session(
+        self, job_id: str, session_id: str, limits: InboxLimits | None = None
+    ) -> Session:
+        """Start accepting messages for (``job_id``, ``session_id``), within ``limits``
+        (default: the node's)."""
         key = (job_id, session_id)
         with self._lock:
             if key in self._sessions:
@@ -264,6 +275,7 @@ class PartyNode:
                     party=self.party, job_id=job_id, session_id=session_id, keys=self._keys
                 ),
                 codecs=self.codecs,
+                limits=limits or self.limits,
             )
             self._sessions[key] = session
             return session
@@ -271,6 +283,8 @@ class PartyNode:
     def close_session(self, job_id: str, session_id: str) -> None:
         with self._lock:
             session = self._sessions.pop((job_id, session_id), None)
+            if self._runs.get(job_id) == session_id:
+                del self._runs[job_id]
         if session is not None:
             session.close()
 
@@ -291,6 +305,23 @@ class PartyNode:
             sessions = list(self._sessions.values())
         return all(session.peer_closed(peer) for session in sessions)
 
+    def switch_session(self, job_id: str, old: str, new: str) -> Session:
+        """Open ``job_id``'s run session ``new`` and close ``old`` (its bootstrap session): from
+        now on this node refuses envelopes of any other session of the job as foreign."""
+        with self._lock:
+            current = self._sessions.get((job_id, old))
+        session = self.open_session(job_id, new, None if current is None else current.limits)
+        with self._lock:
+            self._runs[job_id] = new
+        self.close_session(job_id, old)
+        return session
+
+    def run_session(self, job_id: str) -> Session | None:
+        """The open run session of ``job_id`` (after :meth:`switch_session`), if any."""
+        with self._lock:
+            run = self._runs.get(job_id)
+            return None if run is None else self._sessions.get((job_id, run))
+
     def _wake_sessions(self) -> None:
         with self._lock:
             sessions = list(self._sessions.values())
@@ -304,12 +335,15 @@ class PartyNode:
         session_id: str = "",
         send_timeout: float = 60.0,
         default_timeout: float = 120.0,
+        limits: InboxLimits | None = None,
     ) -> GrpcChannel:
-        """A :class:`~protocols.channel.Channel` for one job session on this node."""
+        """A :class:`~protocols.channel.Channel` for one job session on this node; ``limits``
+        (default: the node's) bound what each peer can queue at it."""
         return GrpcChannel(
             self,
             job_id=job_id,
             session_id=session_id,
             send_timeout=send_timeout,
             default_timeout=default_timeout,
+            limits=limits,
         )

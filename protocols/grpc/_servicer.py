@@ -29,6 +29,7 @@ from protocols.errors import (
     BadSignature,
     CodecError,
     EnvelopeRejected,
+    ForeignJob,
     PeerIdentityMismatch,
 )
 from protocols.grpc._session import Session
@@ -57,6 +58,7 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
         party: str,
         keys: Mapping[str, VerifyKey],
         sessions: Callable[[str, str], Session | None],
+        run_session: Callable[[str], Session | None] = lambda job_id: None,
         spool_dir: Path | None = None,
         spool_threshold: int = SPOOL_THRESHOLD,
         require_tls_identity: bool = True,
@@ -65,6 +67,7 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
         self._party = party
         self._keys = dict(keys)
         self._sessions = sessions
+        self._run_session = run_session
         self._spool_dir = spool_dir
         self._spool_threshold = spool_threshold
         self._require_tls_identity = require_tls_identity
@@ -96,6 +99,12 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
             if error is not None:
                 log_rejection(self._party, error, env)
                 self._abort_rejected(context, error)
+            run = self._run_session(env.job_id)
+            if run is not None:  # this run's session is agreed: any other one is over
+                self._abort_rejected(context, run.verifier.reject(ForeignJob(
+                    f"envelope of session {env.session_id!r} of job {env.job_id!r}; this run "
+                    f"of the job is session {run.verifier.session_id!r} (a previous run's?)"
+                ), env))  # fmt: skip
             self._abort(
                 context,
                 grpc.StatusCode.UNAVAILABLE,
@@ -117,13 +126,17 @@ class PartyServicer(pb_grpc.PartyServiceServicer):  # type: ignore[misc]
                     env,
                 )
                 self._abort_rejected(context, error)
-        limit = session.codec_context.max_payload_bytes
-        if env.payload_size > limit:
+        refused = session.admit(env.sender, env.topic)
+        if refused is not None:
+            self._abort_rejected(context, verifier.reject(refused, env))
+        limit = session.limits.max_payload_bytes
+        if env.payload_size > limit:  # on the signed size: before any byte is read or spooled
             verifier.counter.increment("malformed")
             self._abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"codec: payload of {env.payload_size} bytes exceeds the limit {limit}",
+                f"codec: payload of {env.payload_size} bytes on {env.topic!r} exceeds the "
+                f"receiver's limit of {limit} bytes",
             )
         spooled = env.payload_size > self._spool_threshold
         try:

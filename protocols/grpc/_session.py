@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.codecs import CodecContext, CodecRegistry, Keyring
-from protocols.errors import ChannelTimeout, LocalProtocolError, PeerDown
+from protocols.errors import ChannelTimeout, InboxLimit, LocalProtocolError, PeerDown
+from protocols.limits import InboxLimits
 from protocols.verify import Verifier
 
 __all__ = ["Session", "CLOSE_TOPIC"]
@@ -20,11 +21,16 @@ CLOSE_TOPIC = "_vfl/close"
 class Session:
     """Inbound state of one (job, session) at one party. Thread-safe."""
 
-    def __init__(self, *, verifier: Verifier, codecs: CodecRegistry) -> None:
+    def __init__(
+        self, *, verifier: Verifier, codecs: CodecRegistry, limits: InboxLimits | None = None
+    ) -> None:
         self.verifier = verifier
         self.codecs = codecs
+        self.limits = limits or InboxLimits()
         self.keyring = Keyring()
-        self.codec_context = CodecContext(keyring=self.keyring)
+        self.codec_context = CodecContext(
+            keyring=self.keyring, max_payload_bytes=self.limits.max_payload_bytes
+        )
         self._cond = threading.Condition()
         self._queues: dict[tuple[str, str], deque[Any]] = {}
         self._closed_peers: set[str] = set()
@@ -42,6 +48,19 @@ class Session:
         """``True`` once ``peer`` said it leaves this session (a clean close)."""
         with self._cond:
             return peer in self._closed_peers
+
+    def admit(self, sender: str, topic: str) -> InboxLimit | None:
+        """The refusal of one more message from ``sender`` on ``topic`` (see
+        :mod:`protocols.limits`), or ``None``."""
+        if topic == CLOSE_TOPIC:
+            return None
+        with self._cond:
+            queue = self._queues.get((sender, topic))
+            waiting = sum(1 for (p, _), q in self._queues.items() if p == sender and q)
+            return self.limits.admit(
+                sender, topic, queued=len(queue or ()), topics_waiting=waiting,
+                is_new_topic=not queue,
+            )  # fmt: skip
 
     def wake(self) -> None:
         with self._cond:

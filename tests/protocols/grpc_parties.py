@@ -9,9 +9,11 @@ import numpy as np
 
 from protocols.channel import Channel
 from protocols.errors import PeerDown
+from protocols.session import agree_session
 
 __all__ = [
     "BIG_ELEMENTS",
+    "agree_then_receive",
     "collect_attacks",
     "hang_after_ready",
     "recv_big",
@@ -29,6 +31,12 @@ def collect_attacks(channel: Channel) -> list[Any]:
     while not got or got[-1] != "done":
         got.append(channel.recv("retailer", "attack", timeout=90))
     return got
+
+
+def agree_then_receive(channel: Channel) -> dict[str, Any]:
+    """Agree on this run's session with the bank, then return the first "data" message."""
+    session = agree_session(channel, ["bank"], timeout=90)
+    return {"session": session, "value": channel.recv("bank", "data", timeout=90)}
 
 
 def serve_until_done(channel: Channel) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from protocols.channel import Channel
 from protocols.errors import ChannelTimeout, PeerDown
-from protocols.memory import InMemoryNetwork
+from protocols.memory import InMemoryNetwork, MemoryChannel
 from protocols.testkit import run_parties
 from vfl.errors import ConfigError
 from vfl.horizontal import (
@@ -41,7 +41,21 @@ from vfl.horizontal._messages import (
     SecAggShares,
     SecAggUnmask,
 )
-from vfl.horizontal._secagg import decode_fixed
+from vfl.horizontal._secagg import (
+    FRACTION_BITS,
+    RoundSecrets,
+    SecAggError,
+    advertisement_statement,
+    commit_seed,
+    decode_fixed,
+    int_to_seed,
+    mask_input,
+    open_share,
+    round_context,
+    seal_share,
+    unmask_total,
+)
+from vfl.horizontal._shamir import reconstruct
 from vfl.privacy import clip_l2
 
 D = 6
@@ -226,7 +240,9 @@ def test_a_client_refuses_an_unmask_request_that_could_reveal_both_shares() -> N
         ads = {n: ch.recv(n, "fl/secagg-advertise", timeout=10) for n in names}
         roster = SecAggRoster(1, AGGREGATOR_NAME, b"\x00" * 16, 2,
                               {n: a.share_public for n, a in ads.items()},
-                              {n: a.mask_public for n, a in ads.items()})  # fmt: skip
+                              {n: a.mask_public for n, a in ads.items()},
+                              {n: a.self_commitment for n, a in ads.items()},
+                              {n: a.signature for n, a in ads.items()})  # fmt: skip
         for n in names:
             ch.send(n, "fl/secagg-roster", roster, round=1)
         shares = {n: ch.recv(n, "fl/secagg-shares", timeout=10) for n in names}
@@ -259,10 +275,12 @@ def test_a_client_refuses_an_unmask_request_that_could_reveal_both_shares() -> N
 
 class _DiesOnSend(Channel):
     """c2's channel: the process dies right after (``after=True``) or instead of sending its
-    masked update."""
+    first message on ``topic`` (default: its masked update)."""
 
-    def __init__(self, inner: Channel, net: InMemoryNetwork, *, after: bool) -> None:
-        self.inner, self.net, self.after = inner, net, after
+    def __init__(
+        self, inner: Channel, net: InMemoryNetwork, *, after: bool, topic: str = "fl/update"
+    ) -> None:
+        self.inner, self.net, self.after, self.topic = inner, net, after, topic
 
     @property
     def party(self) -> str:
@@ -273,26 +291,34 @@ class _DiesOnSend(Channel):
         return self.inner.peers
 
     def send(self, peer: str, topic: str, payload: Any, *, round: int = 0) -> None:
-        if topic == "fl/update" and not self.after:
+        if topic == self.topic and not self.after:
             self.net.kill(self.party)
-            raise PeerDown("killed before sending its masked update")
+            raise PeerDown(f"killed before sending on {topic}")
         self.inner.send(peer, topic, payload, round=round)
-        if topic == "fl/update":
+        if topic == self.topic:
             self.net.kill(self.party)
-            raise PeerDown("killed after sending its masked update")
+            raise PeerDown(f"killed after sending on {topic}")
 
     def recv(self, peer: str, topic: str, *, timeout: float | None = None) -> Any:
         return self.inner.recv(peer, topic, timeout=timeout)
 
+    def attest(self, statement: bytes) -> bytes:
+        return self.inner.attest(statement)
 
-def _run_with_c2_killed(rounds: int, *, after: bool) -> tuple[dict[str, Any], FedResult]:
-    net = _network(4, f"secagg-kill-{rounds}-{after}")
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self.inner.check_attestation(signer, statement, signature)
+
+
+def _run_with_c2_killed(
+    rounds: int, *, after: bool, topic: str = "fl/update"
+) -> tuple[dict[str, Any], FedResult]:
+    net = _network(4, f"secagg-kill-{rounds}-{after}-{topic}")
     clients = _clients(4)
     server = FedServer(_secure(rounds, timeout=10.0), np.zeros(D + 1), clients=sorted(clients))
 
     def client(name: str) -> Any:
         def fn(ch: Channel) -> str:
-            chan = _DiesOnSend(ch, net, after=after) if name == "c2" else ch
+            chan = _DiesOnSend(ch, net, after=after, topic=topic) if name == "c2" else ch
             try:
                 run_client(chan, clients[name], aggregator=AGGREGATOR_NAME, idle_timeout=60)
             except PeerDown:
@@ -334,3 +360,163 @@ def test_q8_under_secure_aggregation_masks_in_the_8_bit_ring() -> None:
     # Unbiased stochastic rounding: close to the plain run, not equal to it.
     err = float(np.linalg.norm(res.params - plain.params) / np.linalg.norm(plain.params))
     assert 0 < err < 0.05
+
+
+# Every stage a client can die at, with 4 clients (threshold 3) and c2 dying: (topic of the
+# send it dies at, dies after that send, c2's update in the sum).
+DROP_STAGES = {
+    "before advertise": ("fl/secagg-advertise", False, False),
+    "between advertise and roster": ("fl/secagg-advertise", True, False),
+    "after sharing": ("fl/secagg-shares", True, False),
+    "after its masked update": ("fl/update", True, True),
+    "during unmasking": ("fl/secagg-reveal", False, True),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(DROP_STAGES))
+def test_secure_aggregation_survives_a_client_dying_at_every_stage(stage: str) -> None:
+    topic, after, counted = DROP_STAGES[stage]
+    out, res = _run_with_c2_killed(1, after=after, topic=topic)
+    assert out["c2"] == "down" and out["c0"] == out["c1"] == out["c3"] == "ok"
+    (first,) = res.history
+    survivors = ["c0", "c1", "c2", "c3"] if counted else ["c0", "c1", "c3"]
+    assert not first.skipped, [e for e in res.events if e["event"] == "secure_round_failed"]
+    assert list(first.accepted) == survivors
+    np.testing.assert_allclose(res.params, _expected_first_round(4, survivors), atol=1e-6)
+
+
+def _substituting_aggregator(names: list[str], target: str) -> Any:
+    """An aggregator that puts its own share and mask keys in place of every other client's in
+    ``target``'s roster (signed with its own federation key, as it has no other). If ``target``
+    accepted them, the aggregator would open the shares ``target`` seals to the others, rebuild
+    its self-mask seed, strip every pair mask and read its update: it returns what it read."""
+    task = TrainTask(1, np.zeros(D + 1), 1, 0.1, 32, 0.0, 0.0, secure=True)
+    fakes = {n: RoundSecrets.generate() for n in names if n != target}
+
+    def run(ch: Channel) -> np.ndarray | None:
+        for n in names:
+            ch.recv(n, "fl/profile", timeout=10)
+            ch.send(n, "fl/task", task, round=1)
+        ads = {n: ch.recv(n, "fl/secagg-advertise", timeout=10) for n in names}
+        nonce = b"\x01" * 16
+        honest = SecAggRoster(1, AGGREGATOR_NAME, nonce, 3,
+                              {n: a.share_public for n, a in ads.items()},
+                              {n: a.mask_public for n, a in ads.items()},
+                              {n: a.self_commitment for n, a in ads.items()},
+                              {n: a.signature for n, a in ads.items()})  # fmt: skip
+        keys = {n: (f.share_key.public_bytes(), f.mask_key.public_bytes(),
+                    commit_seed(f.self_seed)) for n, f in fakes.items()}  # fmt: skip
+        forged = SecAggRoster(
+            1, AGGREGATOR_NAME, nonce, 3,
+            {**honest.share_publics, **{n: k[0] for n, k in keys.items()}},
+            {**honest.mask_publics, **{n: k[1] for n, k in keys.items()}},
+            {**honest.commitments, **{n: k[2] for n, k in keys.items()}},
+            {**honest.signatures, **{n: ch.attest(advertisement_statement(
+                round=1, client=n, share_public=k[0], mask_public=k[1], commitment=k[2]))
+                for n, k in keys.items()}},
+        )  # fmt: skip
+        for n in names:
+            ch.send(n, "fl/secagg-roster", forged if n == target else honest, round=1)
+        read: np.ndarray | None = None
+        try:
+            shares = ch.recv(target, "fl/secagg-shares", timeout=3)
+        except ChannelTimeout:
+            shares = None
+        if shares is not None:
+            ctx = round_context(job=AGGREGATOR_NAME, round=1, nonce=nonce)
+            me = ads[target]
+            opened = {v: open_share(f.share_key, me.share_public, context=ctx, sender=target,
+                                    recipient=v, sealed=shares.sealed[v])
+                      for v, f in fakes.items()}  # fmt: skip
+            xs = {n: i + 1 for i, n in enumerate(sorted(names))}
+            self_seed = int_to_seed(reconstruct({xs[v]: s[1] for v, s in opened.items()},
+                                                threshold=3))  # fmt: skip
+            sealed = {v: seal_share(f.share_key, me.share_public, context=ctx, sender=v,
+                                    recipient=target, mask_share=1, self_share=1)
+                      for v, f in fakes.items()}  # fmt: skip
+            ch.send(target, "fl/secagg-inbox", SecAggInbox(1, names, sealed), round=1)
+            masked = ch.recv(target, "fl/update", timeout=10)
+            read = unmask_total({target: masked.delta}, self_seeds={target: self_seed},
+                                dropped_keys={v: f.mask_key for v, f in fakes.items()},
+                                mask_publics={target: me.mask_public}, context=ctx)  # fmt: skip
+            ch.send(target, "fl/secagg-unmask", SecAggUnmask(1, [], []), round=1)
+        for n in names:
+            if n != target:
+                ch.recv(n, "fl/secagg-shares", timeout=10)
+                ch.send(n, "fl/secagg-inbox", SecAggInbox(1, [], {}), round=1)
+        for n in names:
+            ch.send(n, "fl/task", Finish(np.zeros(D + 1), 0, 0.1, 32))
+            ch.recv(n, "fl/report", timeout=10)
+        return read
+
+    return run
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_malicious_aggregator_substituting_keys_cannot_unmask_a_single_update(
+    checked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["c0", "c1", "c2", "c3"]
+    if not checked:  # the attack itself, against clients that skip the signature check
+        monkeypatch.setattr(_secagg_round, "_forged_entries", lambda *args: [])
+    net = _network(4, f"secagg-substitute-{checked}")
+    clients = _clients(4)
+    fns: dict[str, Any] = {AGGREGATOR_NAME: _substituting_aggregator(names, "c0")}
+    for n in names:
+        fns[n] = (lambda name: lambda ch: run_client(ch, clients[name],
+                                                     aggregator=AGGREGATOR_NAME))(n)  # fmt: skip
+    out = run_parties(fns, network=net, timeout=60)
+    sent = {m.topic for m in net.transcript.received_by(AGGREGATOR_NAME) if m.sender == "c0"}
+    if checked:
+        # c0 refused the roster: no share and no masked update ever left it.
+        assert out[AGGREGATOR_NAME] is None
+        assert "fl/secagg-shares" not in sent and "fl/update" not in sent
+        assert all(out[n].rounds_trained == () for n in names)
+    else:
+        ref = _clients(4)["c0"]
+        expected = ref.num_samples * ref.local_update(np.zeros(D + 1), LOCAL)
+        np.testing.assert_allclose(out[AGGREGATOR_NAME], expected, atol=1e-6)
+
+
+def test_an_update_whose_sum_could_wrap_around_is_refused_before_masking() -> None:
+    secrets = RoundSecrets.generate()
+    big = np.array([2.0**60 / 2.0**FRACTION_BITS, -1.0])  # 2^60 in fixed point
+    peers = {f"c{i}": RoundSecrets.generate().mask_key.public_bytes() for i in range(8)}
+    ctx = round_context(job="j", round=1, nonce=b"\x00" * 16)
+    # Seven clients of 2^60 each stay below 2^63; eight could wrap: refused with the bound.
+    mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx, count=7)
+    with pytest.raises(SecAggError, match="too large for secure aggregation among 8 clients"):
+        mask_input(big, me="c0", secrets=secrets, peers=peers, context=ctx)
+
+
+def test_the_aggregator_leaves_an_unsigned_advertisement_out_of_the_roster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = MemoryChannel.attest
+
+    def c3_signs_badly(self: MemoryChannel, statement: bytes) -> bytes:
+        sig = original(self, statement)
+        return bytes(64) if self.party == "c3" else sig
+
+    monkeypatch.setattr(MemoryChannel, "attest", c3_signs_badly)
+    res = simulate(_clients(4), _secure(1, timeout=5.0), np.zeros(D + 1), network=_network(4, "x"))
+    (first,) = res.history
+    assert not first.skipped and first.accepted == ("c0", "c1", "c2")
+    assert first.rejected == {"c3": "advertisement is malformed or not signed by its client"}
+    np.testing.assert_allclose(res.params, _expected_first_round(4, ["c0", "c1", "c2"]), atol=1e-6)
+
+
+def test_a_signed_advertisement_does_not_verify_for_another_round_or_client() -> None:
+    """An aggregator that rebuilt a dropped client's mask key in round 1 cannot replay that
+    client's round-1 keys in round 2, nor pass one client's keys off as another's."""
+    net = _network(3, "secagg-replay")
+    c0, c1 = net.channel("c0"), net.channel("c1")
+    keys = {"share_public": b"\x01" * 32, "mask_public": b"\x02" * 32, "commitment": b"\x03" * 32}
+    sig = c0.attest(advertisement_statement(round=1, client="c0", **keys))
+    assert c1.check_attestation("c0", advertisement_statement(round=1, client="c0", **keys), sig)
+    assert not c1.check_attestation(
+        "c0", advertisement_statement(round=2, client="c0", **keys), sig
+    )
+    assert not c1.check_attestation(
+        "c2", advertisement_statement(round=1, client="c2", **keys), sig
+    )

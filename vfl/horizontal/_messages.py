@@ -33,6 +33,7 @@ __all__ = [
     "TOPIC_SECAGG_UNMASK",
     "TOPIC_SECAGG_REVEAL",
     "SECAGG_TOPICS",
+    "FEDAVG_TOPICS",
     "Payload",
     "SecAggAdvertise",
     "SecAggRoster",
@@ -59,9 +60,16 @@ TOPIC_SECAGG_INBOX = "fl/secagg-inbox"
 TOPIC_SECAGG_UNMASK = "fl/secagg-unmask"
 TOPIC_SECAGG_REVEAL = "fl/secagg-reveal"
 SECAGG_TOPICS = (
-    TOPIC_SECAGG_ADVERTISE, TOPIC_SECAGG_ROSTER, TOPIC_SECAGG_SHARES, TOPIC_SECAGG_INBOX,
-    TOPIC_SECAGG_UNMASK, TOPIC_SECAGG_REVEAL,
-)  # fmt: skip
+    TOPIC_SECAGG_ADVERTISE,
+    TOPIC_SECAGG_ROSTER,
+    TOPIC_SECAGG_SHARES,
+    TOPIC_SECAGG_INBOX,
+    TOPIC_SECAGG_UNMASK,
+    TOPIC_SECAGG_REVEAL,
+)
+FEDAVG_TOPICS = (TOPIC_PROFILE, TOPIC_TASK, TOPIC_UPDATE, TOPIC_REPORT, *SECAGG_TOPICS)
+"""Every topic of the horizontal protocol: a channel used only for it refuses any other
+(:class:`protocols.limits.InboxLimits`)."""
 
 Payload = np.ndarray | QuantizedArray | SparseArray | SketchedArray
 """An update on the wire: a dense array, or a compressed payload (:mod:`vfl.compression`)."""
@@ -71,19 +79,23 @@ Payload = np.ndarray | QuantizedArray | SparseArray | SketchedArray
 @dataclass(frozen=True)
 class SecAggAdvertise:
     """A client's fresh round keys: share-encryption ``C_u``, mask ``S_u`` (X25519 public keys)
-    and the commitment ``SHA-256(b_u)`` to its self-mask seed."""
+    and the commitment ``SHA-256(b_u)`` to its self-mask seed, with the client's federation
+    signature over (job, session, round, client, keys, commitment)
+    (:func:`vfl.horizontal._secagg.advertisement_statement`)."""
 
     round: int
     share_public: bytes
     mask_public: bytes
     self_commitment: bytes
+    signature: bytes
 
 
 @message_type("fl.SecAggRoster")
 @dataclass(frozen=True)
 class SecAggRoster:
-    """The round's participants ``U1`` with their advertised keys, the Shamir threshold ``t``,
-    the round nonce (binds keys and shares to this round) and the job label."""
+    """The round's participants ``U1`` with their advertised keys, commitments and signatures
+    (every client checks each one), the Shamir threshold ``t``, the round nonce (binds keys and
+    shares to this round) and the job label."""
 
     round: int
     job: str
@@ -91,6 +103,8 @@ class SecAggRoster:
     threshold: int
     share_publics: dict[str, bytes]
     mask_publics: dict[str, bytes]
+    commitments: dict[str, bytes]
+    signatures: dict[str, bytes]
 
 
 @message_type("fl.SecAggShares")

@@ -61,6 +61,8 @@ __all__ = [
     "seed_to_int",
     "int_to_seed",
     "verify_rebuilt",
+    "advertisement_statement",
+    "check_sum_bound",
 ]
 
 FRACTION_BITS = 24
@@ -126,6 +128,37 @@ def round_context(*, job: str, round: int, nonce: bytes) -> bytes:
     return b"|".join([b"vfl/secagg/v2", job.encode(), str(round).encode(), nonce.hex().encode()])
 
 
+def advertisement_statement(
+    *, round: int, client: str, share_public: bytes, mask_public: bytes, commitment: bytes
+) -> bytes:
+    """What a client signs when it advertises its round keys (the channel's
+    :meth:`~protocols.channel.Channel.attest` adds job and session id):
+    ``"vfl/secagg/advertise/v1" | i64 round | u16 len | client | C_u | S_u | commitment``.
+
+    Every client checks every entry of the roster against it, so an aggregator cannot put its
+    own keys in place of a client's (it would then read the shares sealed to that client and
+    strip the pair masks), nor replay a client's keys from an earlier round."""
+    name = client.encode()
+    return b"".join([
+        b"vfl/secagg/advertise/v1", int(round).to_bytes(8, "big", signed=True),
+        len(name).to_bytes(2, "big"), name, bytes(share_public), bytes(mask_public),
+        bytes(commitment),
+    ])  # fmt: skip
+
+
+def check_sum_bound(encoded: np.ndarray, count: int) -> None:
+    """Refuse an encoded input whose entries, summed over ``count`` clients, could wrap in
+    ``Z_2^64``: ``count * max|q| < 2^63`` must hold (every client checks it for the roster size
+    before masking, so the survivors' sum is exact)."""
+    signed = np.asarray(encoded, dtype=np.uint64).view(np.int64)
+    peak = int(np.max(np.abs(signed), initial=0))
+    if count < 1 or count * peak >= 1 << 63:
+        raise SecAggError(
+            f"update too large for secure aggregation among {count} clients: largest entry "
+            f"{peak / 2.0**FRACTION_BITS:.6g}, the bound is {2.0**63 / max(count, 1) / 2.0**FRACTION_BITS:.6g}"
+        )
+
+
 def commit_seed(seed: bytes) -> bytes:
     """``SHA-256("vfl/secagg/self" | b)``: lets the aggregator check a rebuilt self-mask seed."""
     return hashlib.sha256(b"vfl/secagg/self|" + seed).digest()
@@ -187,17 +220,21 @@ def mask_input(
     context: bytes,
     step: float = 0.0,
     rng: np.random.Generator | None = None,
+    count: int = 0,
 ) -> np.ndarray:
     """``y_u = enc(value) + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)``.
 
     ``peers`` maps the round's participants (those whose shares were delivered) to their mask
-    public keys ``S_v``. ``step = 0``: ``enc`` is fixed point in ``Z_2^64``; ``step > 0``: the
-    8-bit ring of :func:`encode_ring8` (masks then are bytes).
+    public keys ``S_v``. ``step = 0``: ``enc`` is fixed point in ``Z_2^64``, and the sum over
+    ``count`` clients (default: ``len(peers)``) must not wrap (:func:`check_sum_bound`);
+    ``step > 0``: the 8-bit ring of :func:`encode_ring8` (masks then are bytes; wrapping
+    single values is part of its modular clipping).
     """
     if step > 0:
         y = encode_ring8(value, step=step, rng=rng or np.random.default_rng())
     else:
         y = encode_fixed(value).ravel().copy()
+        check_sum_bound(y, count or len(peers))
     with np.errstate(over="ignore"):
         y = y + prg(secrets.self_seed, y.size, y.dtype)
     return _add_pair_masks(y, secrets.mask_key, me=me, peers=peers, context=context)

@@ -1,7 +1,9 @@
 """One secure-aggregation round over a :class:`~protocols.channel.Channel`: both sides.
 
-The message steps of Bonawitz et al. (CCS 2017, Fig. 4, honest-but-curious, without the
-consistency check of the actively secure variant); the math is :mod:`vfl.horizontal._secagg`.
+The message steps of Bonawitz et al. (CCS 2017, Fig. 4, without the consistency check of the
+actively secure variant); the math is :mod:`vfl.horizontal._secagg`. Each client signs its key
+advertisement with its federation key (:meth:`~protocols.channel.Channel.attest`) and checks
+every entry of the roster the aggregator relays, so the aggregator cannot substitute keys.
 ``U1``: clients that advertised keys; ``U2``: those whose shares were forwarded (they mask
 against each other); ``U3``: those whose masked input arrived. The threshold is
 ``t = max(2, floor(|U1| / 2) + 1)``: a strict majority, so two disjoint groups of survivors can
@@ -48,6 +50,7 @@ from vfl.horizontal._messages import (
 from vfl.horizontal._secagg import (
     RoundSecrets,
     SecAggError,
+    advertisement_statement,
     commit_seed,
     int_to_seed,
     key_from_seed,
@@ -74,8 +77,41 @@ def threshold_for(n: int) -> int:
 
 
 def _xs(names: Sequence[str]) -> dict[str, int]:
-    """Shamir points: the ``i``-th name of the sorted roster gets ``x = i + 1``."""
+    """Shamir points: the ``i``-th name of the sorted roster gets ``x = i + 1`` (both sides use
+    the full roster as sent, never a subset shrunk by later drops)."""
     return {n: i + 1 for i, n in enumerate(sorted(names))}
+
+
+def _statement(round: int, client: str, share: bytes, mask: bytes, commitment: bytes) -> bytes:
+    return advertisement_statement(round=round, client=client, share_public=share,
+                                   mask_public=mask, commitment=commitment)  # fmt: skip
+
+
+def _entry(roster: SecAggRoster, name: str) -> tuple[bytes, bytes, bytes]:
+    return roster.share_publics[name], roster.mask_publics[name], roster.commitments[name]
+
+
+def _forged_entries(channel: Channel, roster: SecAggRoster, round: int) -> list[str]:
+    """The roster's entries that are not their client's signed advertisement of this round
+    (all of them if the roster's maps do not list the same clients)."""
+    names = sorted(roster.share_publics)
+    if (
+        not set(names)
+        == set(roster.mask_publics)
+        == set(roster.commitments)
+        == set(roster.signatures)
+    ):
+        return names
+    return [n for n in names if not channel.check_attestation(
+        n, _statement(round, n, *_entry(roster, n)), roster.signatures[n])]  # fmt: skip
+
+
+def _well_signed(channel: Channel, name: str, ad: SecAggAdvertise, round: int) -> bool:
+    """Whether ``ad`` holds 32-byte keys and commitment and ``name``'s signature over them."""
+    keys = (ad.share_public, ad.mask_public, ad.self_commitment)
+    if not all(isinstance(k, bytes) and len(k) == 32 for k in keys):
+        return False
+    return channel.check_attestation(name, _statement(round, name, *keys), ad.signature)
 
 
 def _recv(
@@ -102,13 +138,18 @@ def client_secure_round(
     me, r = channel.party, task.round
     source = resolve(rng)
     secrets = RoundSecrets.generate(source)
-    channel.send(aggregator, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise(
-        r, secrets.share_key.public_bytes(), secrets.mask_key.public_bytes(),
-        commit_seed(secrets.self_seed),
-    ), round=r)  # fmt: skip
+    mine = (secrets.share_key.public_bytes(), secrets.mask_key.public_bytes(),
+            commit_seed(secrets.self_seed))  # fmt: skip
+    signature = channel.attest(_statement(r, me, *mine))
+    channel.send(aggregator, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise(r, *mine, signature), round=r)
     roster: SecAggRoster = _recv(channel, aggregator, TOPIC_SECAGG_ROSTER, SecAggRoster, r, timeout)
     names = sorted(roster.share_publics)
     if me not in names or roster.threshold != threshold_for(len(names)):
+        return False
+    forged = _forged_entries(channel, roster, r)
+    if forged or _entry(roster, me) != mine:
+        _log.warning("%s: round %d: roster refused: keys of %s not signed by their owner", me, r,
+                     ", ".join(forged or [me]))  # fmt: skip
         return False
     ctx = round_context(job=roster.job, round=r, nonce=roster.nonce)
     xs = _xs(names)
@@ -153,7 +194,8 @@ def client_secure_round(
         weighted = update.num_samples * np.asarray(update.delta, dtype=np.float64)
     masked = mask_input(weighted, me=me, secrets=secrets,
                         peers={v: roster.mask_publics[v] for v in u2}, context=ctx,
-                        step=task.secure_step, rng=np.random.default_rng())  # fmt: skip
+                        step=task.secure_step, rng=np.random.default_rng(),
+                        count=len(names))  # fmt: skip
     channel.send(aggregator, TOPIC_UPDATE, ClientUpdate(r, masked, update.num_samples), round=r)
     unmask: SecAggUnmask = _recv(channel, aggregator, TOPIC_SECAGG_UNMASK, SecAggUnmask, r, timeout)
     survivors, dropped = set(unmask.survivors), set(unmask.dropped)
@@ -277,16 +319,21 @@ def aggregate_secure_round(
     out = SecureRound()
     io = _Step(channel, out, round, now)
     ads = io.gather(live, TOPIC_SECAGG_ADVERTISE, SecAggAdvertise, deadline)
-    u1 = sorted(n for n, a in ads.items() if len(a.share_public) == len(a.mask_public) == 32)
+    for n, a in ads.items():
+        if not _well_signed(channel, n, a, round):
+            out.rejected[n] = "advertisement is malformed or not signed by its client"
+    u1 = sorted(n for n in ads if n not in out.rejected)
     t = threshold_for(len(u1))
     nonce = resolve(rng).random_bytes(16)
     ctx = round_context(job=job, round=round, nonce=nonce)
     if len(u1) < t:
-        io.send(live, TOPIC_SECAGG_ROSTER, SecAggRoster(round, job, nonce, t, {}, {}))
+        io.send(live, TOPIC_SECAGG_ROSTER, SecAggRoster(round, job, nonce, t, {}, {}, {}, {}))
         out.failure = f"{len(u1)} clients advertised keys, threshold {t}"
         return out
     roster = SecAggRoster(round, job, nonce, t, {n: ads[n].share_public for n in u1},
-                          {n: ads[n].mask_public for n in u1})  # fmt: skip
+                          {n: ads[n].mask_public for n in u1},
+                          {n: ads[n].self_commitment for n in u1},
+                          {n: ads[n].signature for n in u1})  # fmt: skip
     u1 = [n for n in io.send(live, TOPIC_SECAGG_ROSTER, roster) if n in u1]
     shares = io.gather(u1, TOPIC_SECAGG_SHARES, SecAggShares, deadline)
     u2 = sorted(n for n, s in shares.items() if set(s.sealed) == set(roster.share_publics) - {n})
@@ -311,7 +358,9 @@ def aggregate_secure_round(
     if not ok:
         out.failure = f"{len(u3)} masked updates arrived, threshold {t}"
         return out
-    xs = _xs(u1)
+    # Shamir points from the roster every client received, not from who it reached: a client
+    # that dies after advertising keeps its index, so survivors' shares line up.
+    xs = _xs(list(roster.share_publics))
 
     def points(got: Mapping[str, SecAggReveal], kind: str, owner: str) -> dict[int, int]:
         out_pts: dict[int, int] = {}

@@ -166,6 +166,15 @@ class MeteredChannel(Channel):
         for peer in self.peers if peers is None else peers:
             self.send(peer, topic, payload, round=round)
 
+    def attest(self, statement: bytes) -> bytes:
+        return self._inner.attest(statement)
+
+    def check_attestation(self, signer: str, statement: bytes, signature: bytes) -> bool:
+        return self._inner.check_attestation(signer, statement, signature)
+
+    def switch_session(self, session_id: str) -> None:
+        self._inner.switch_session(session_id)
+
     def close(self) -> None:
         self._inner.close()
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from protocols.channel import Channel
+from protocols.session import agree_session
 from vfl._progress import count_bar
 from vfl.core import JobKind, PartyContext
 from vfl.errors import ConfigError
@@ -59,7 +60,9 @@ def agreed_test_rows(n: int, *, fraction: float, seed: int) -> np.ndarray:
 
 
 def _handshake(job: Job, party: str, channel: Channel, peers: list[str]) -> None:
-    """Same job file (digest) and a protocol every party speaks, before any data moves.
+    """Same job file (digest) and a protocol every party speaks, before any data moves; then a
+    fresh session id for this run (:func:`protocols.session.agree_session`), bound into every
+    later envelope, so a restarted party refuses the previous run's.
 
     Each party states the protocol version it runs and the protocol versions and model formats
     its code supports; a peer that cannot speak this party's protocol (an older or newer release)
@@ -101,6 +104,7 @@ def _handshake(job: Job, party: str, channel: Channel, peers: list[str]) -> None
             raise ConfigError(
                 f"{peer} runs a different job file than {party} (job id {theirs.get('job_id')!r}, digest differs); every party must run the same file"
             )
+    agree_session(channel, peers)
 
 
 def _align(
