@@ -1,4 +1,4 @@
-"""Private set intersection (ECDH over Curve25519) and DataFrame alignment.
+"""Private set intersection (ECDH in the prime-order group ristretto255) and DataFrame alignment.
 
 >>> import psi
 >>> # at each party, with its own channel:  aligned = psi.align(df, channel=ch, id_column="id")
