@@ -12,7 +12,7 @@ import numpy as np
 from crypto.random import RandomSource, resolve
 from protocols.channel import Channel
 from psi._common import DEFAULT_BATCH, DEFAULT_MAX_PEER_IDS, Progress, PSIOutcome, Reveal, RevealKind
-from psi._normalise import Duplicates, normalise_ids
+from psi._normalise import Duplicates, NormalisedIds, normalise_ids
 from psi._pool import BatchPool
 from psi._twoparty import run_two_party
 from psi.errors import PSIUsageError
@@ -57,7 +57,7 @@ def _session_parties(channel: Channel, peers: Iterable[str] | None) -> tuple[str
 
 
 def intersect(
-    ids: Sequence[object] | np.ndarray | pd.Series,
+    ids: Sequence[object] | np.ndarray | pd.Series | NormalisedIds,
     *,
     channel: Channel,
     peers: Iterable[str] | None = None,
@@ -78,7 +78,8 @@ def intersect(
     (default: the sole receiver if ``reveal`` names one, else the first party by name), which
     reveals no pairwise intersection sizes. Ids are
     normalised (see :func:`psi.normalise_id`); nulls are an error; duplicates follow
-    ``duplicates``. ``reveal`` is ``"all"``, ``"size"`` or one party's name. ``timeout``
+    ``duplicates`` (ids already normalised by :func:`psi.normalise_ids` are used as they are,
+    so a caller that checked them before connecting does not pay twice). ``reveal`` is ``"all"``, ``"size"`` or one party's name. ``timeout``
     (seconds per wait) defaults to a limit that grows with the input size. ``workers=0`` runs
     inline; ``None`` uses every core. A peer announcing more than ``max_peer_ids`` ids
     (default 200M) is refused with :class:`PSIProtocolError` before anything is allocated.
@@ -89,7 +90,10 @@ def intersect(
         raise PSIUsageError("batch must be >= 1")
     if max_peer_ids < 0:
         raise PSIUsageError("max_peer_ids must be >= 0")
-    norm = normalise_ids(ids, column=column, duplicates=duplicates)
+    if isinstance(ids, NormalisedIds):
+        norm = ids
+    else:
+        norm = normalise_ids(ids, column=column, duplicates=duplicates)
     source = resolve(rng)
     with BatchPool(workers=workers) as pool:
         if len(parties) == 2:

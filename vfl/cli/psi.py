@@ -114,10 +114,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise PSIUsageError(f"output directory of {args.output} does not exist")
     df = _read_csv(args.input, args.id_column)
-    # Check the ids before any network traffic, so bad input fails fast and alone.
-    psi.normalise_ids(
-        df[args.id_column].tolist(), column=args.id_column, duplicates=args.duplicates
-    )
+    # Check the ids before any network traffic, so bad input fails fast and alone; the PSI
+    # then runs on these normalised ids (no second pass).
+    ids = psi.normalise_ids(df[args.id_column], column=args.id_column, duplicates=args.duplicates)
     config = load_federation(args.config)
     peers = None if not args.peers else [p.strip() for p in args.peers.split(",") if p.strip()]
     start = time.perf_counter()
@@ -137,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
                 "progress": update,
                 "max_peer_ids": args.max_peer_ids,
             }
-            result = psi.intersect(df[args.id_column], column=args.id_column, **common)
+            result = psi.intersect(ids, column=args.id_column, **common)
             aligned = None if result.rows is None else df.iloc[result.rows].reset_index(drop=True)
         finally:
             channel.close()
