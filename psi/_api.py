@@ -11,7 +11,14 @@ import numpy as np
 
 from crypto.random import RandomSource, resolve
 from protocols.channel import Channel
-from psi._common import DEFAULT_BATCH, DEFAULT_MAX_PEER_IDS, Progress, PSIOutcome, Reveal, RevealKind
+from psi._common import (
+    DEFAULT_BATCH,
+    DEFAULT_MAX_PEER_IDS,
+    Progress,
+    PSIOutcome,
+    Reveal,
+    RevealKind,
+)
 from psi._normalise import Duplicates, NormalisedIds, normalise_ids
 from psi._pool import BatchPool
 from psi._twoparty import run_two_party

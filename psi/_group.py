@@ -158,7 +158,9 @@ def rekey(key: bytes, one_time: bytes, points: bytes) -> bytes:
 
 def is_valid_point(point: bytes) -> bool:
     """Whether ``point`` is a canonical ristretto255 encoding of a group element."""
-    return len(point) == POINT_BYTES and bool(pysodium.crypto_core_ristretto255_is_valid_point(point))
+    return len(point) == POINT_BYTES and bool(
+        pysodium.crypto_core_ristretto255_is_valid_point(point)
+    )
 
 
 def tag_bytes(*sizes: int, statistical_bits: int = STATISTICAL_BITS) -> int:

@@ -173,9 +173,7 @@ def run_multi_party(
     full = np.empty((n, 32), dtype=np.uint8)
     chunks = list(batched(n, batch))
     jobs = _recv_points(channel, prv, _ring_topic(me), chunks, wait, lambda b: (key, one_time, b))
-    for (s, e), blob in zip(
-        chunks, pool.imap(_group.rekey, jobs, inline=inline), strict=True
-    ):
+    for (s, e), blob in zip(chunks, pool.imap(_group.rekey, jobs, inline=inline), strict=True):
         full[perm[s:e]] = _as_points(blob)
         tick(e - s)
     encodings = [bytes(row) for row in full]

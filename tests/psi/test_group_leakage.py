@@ -61,9 +61,7 @@ def _one_session(i: int, victim_id: str) -> tuple[bytes, bytes]:
     hellos = {m.sender: m.payload for m in net.transcript.messages if m.topic == "psi/hello"}
     prefix = _group.hash_prefix(session_salt({p: h.salt_share for p, h in hellos.items()}))
     (blinded,) = [
-        bytes(m.payload[0])
-        for m in net.transcript.received_by("bank")
-        if m.topic == "psi/blinded"
+        bytes(m.payload[0]) for m in net.transcript.received_by("bank") if m.topic == "psi/blinded"
     ]
     return blinded, _group.hash_to_point(prefix, victim_id.encode())
 

@@ -193,7 +193,10 @@ def test_align_rejects_unknown_columns_and_size_mode() -> None:
     [
         (bytes(32), "identity"),  # the identity's encoding: its multiples are the identity
         (b"\xff" * 31 + b"\x7f", "not a canonical"),  # RFC 9496 A.2: non-canonical s
-        (bytes.fromhex("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"), "not a"),
+        (
+            bytes.fromhex("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"),
+            "not a",
+        ),
     ],
 )
 def test_tampered_peer_point_is_refused(point: bytes, why: str) -> None:
@@ -212,7 +215,9 @@ def test_tampered_peer_point_is_refused(point: bytes, why: str) -> None:
         )
 
 
-@pytest.mark.parametrize(("n", "limit", "refused"), [(10**12, None, True), (6, 5, True), (5, 5, False)])
+@pytest.mark.parametrize(
+    ("n", "limit", "refused"), [(10**12, None, True), (6, 5, True), (5, 5, False)]
+)
 def test_peer_announced_set_size_is_bounded_before_allocating(
     n: int, limit: int | None, refused: bool
 ) -> None:

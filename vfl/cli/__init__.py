@@ -14,10 +14,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Imported first, before anything can import grpc: it fixes gRPC's TLS policy (TLS 1.3 only),
-# which gRPC reads once at import time (protocols/_tls_policy.py).
-import protocols  # noqa: F401
-
 __all__ = ["main", "build_parser"]
 
 # (command name, module). Each module registers its own sub-parser.
@@ -67,6 +63,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Imported first, before any command can import grpc: it fixes gRPC's TLS policy (TLS 1.3
+    # only), which gRPC reads once at import time (protocols/_tls_policy.py). Imported here and
+    # not at module level, so that a process-pool worker (spawned: it re-imports the main
+    # module, this one) starts without the transport layer.
+    import protocols  # noqa: F401
+
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (
