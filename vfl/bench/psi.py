@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         expected = common
         setup = _prepare(transport, root)
         load_before = os.getloadavg()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = kids0.ru_utime + kids0.ru_stime
         procs = {}
         start = time.perf_counter()
         for name in _PARTIES:
@@ -135,6 +137,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if out is not None:
                 out.close()
         wall = time.perf_counter() - start
+        # Both party processes and their pool workers, all reaped by now.
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        processes_cpu = kids.ru_utime + kids.ru_stime
         if any(codes.values()):
             raise RuntimeError(f"a PSI party process failed: exit codes {codes}")
         parties = {name: json.loads((root / f"{name}.json").read_text()) for name in _PARTIES}
@@ -159,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         }
         if args.via_cli:
+            result["ours"]["cpu_seconds"] = processes_cpu - cpu_before
             result["ours"]["what"] = (
                 "two `vfl psi` processes, launch to exit: start-up, imports, CSV read, PSI over "
                 "gRPC + mTLS, aligned CSV written"
@@ -171,8 +177,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if base:
                 result["ratios"] = {"baseline_seconds_over_ours": base / ours}
                 base_cpu = result["baseline"].get("cpu_seconds")
-                if base_cpu and not args.via_cli:
-                    ours_cpu = sum(p["cpu_seconds"] for p in parties.values())
+                if base_cpu:
+                    if args.via_cli:
+                        ours_cpu = result["ours"]["cpu_seconds"]
+                    else:
+                        ours_cpu = sum(p["cpu_seconds"] for p in parties.values())
                     # Load-robust view: on an idle 2-core machine our wall time is about the
                     # parties' total CPU time / 2 and the single-threaded baseline's its CPU time.
                     cores = min(2, os.cpu_count() or 1)
