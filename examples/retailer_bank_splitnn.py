@@ -79,7 +79,7 @@ def party(args: argparse.Namespace) -> None:
     config = SplitNNConfig(
         epochs=args.epochs, batch_size=256, learning_rate=0.03, validation_fraction=0.0
     )
-    data = pd.read_csv(out / f"{me}.csv")
+    data = pd.read_csv(out / f"{me}.csv", dtype={"id": str})  # ids never as floats
     columns = [c for c in data.columns if c not in ("id", "y")]
     with PartyNode(load_federation(out / "federation" / "federation.toml"), me) as node:
         channel = node.channel(JOB_ID, default_timeout=600.0)

@@ -11,8 +11,15 @@ import numpy as np
 
 from crypto.random import RandomSource, resolve
 from protocols.channel import Channel
-from psi._common import DEFAULT_BATCH, Progress, PSIOutcome, Reveal, RevealKind
-from psi._normalise import Duplicates, normalise_ids
+from psi._common import (
+    DEFAULT_BATCH,
+    DEFAULT_MAX_PEER_IDS,
+    Progress,
+    PSIOutcome,
+    Reveal,
+    RevealKind,
+)
+from psi._normalise import Duplicates, NormalisedIds, normalise_ids
 from psi._pool import BatchPool
 from psi._twoparty import run_two_party
 from psi.errors import PSIUsageError
@@ -57,7 +64,7 @@ def _session_parties(channel: Channel, peers: Iterable[str] | None) -> tuple[str
 
 
 def intersect(
-    ids: Sequence[object] | np.ndarray | pd.Series,
+    ids: Sequence[object] | np.ndarray | pd.Series | NormalisedIds,
     *,
     channel: Channel,
     peers: Iterable[str] | None = None,
@@ -70,6 +77,7 @@ def intersect(
     batch: int = DEFAULT_BATCH,
     timeout: float | None = None,
     progress: Progress | None = None,
+    max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
 ) -> PSIResult:
     """Private set intersection of this party's ``ids`` with every peer's, over ``channel``.
 
@@ -77,15 +85,22 @@ def intersect(
     (default: the sole receiver if ``reveal`` names one, else the first party by name), which
     reveals no pairwise intersection sizes. Ids are
     normalised (see :func:`psi.normalise_id`); nulls are an error; duplicates follow
-    ``duplicates``. ``reveal`` is ``"all"``, ``"size"`` or one party's name. ``timeout``
+    ``duplicates`` (ids already normalised by :func:`psi.normalise_ids` are used as they are,
+    so a caller that checked them before connecting does not pay twice). ``reveal`` is ``"all"``, ``"size"`` or one party's name. ``timeout``
     (seconds per wait) defaults to a limit that grows with the input size. ``workers=0`` runs
-    inline; ``None`` uses every core.
+    inline; ``None`` uses every core. A peer announcing more than ``max_peer_ids`` ids
+    (default 200M) is refused with :class:`PSIProtocolError` before anything is allocated.
     """
     parties = _session_parties(channel, peers)
     parsed = Reveal.parse(reveal, parties)
     if batch < 1:
         raise PSIUsageError("batch must be >= 1")
-    norm = normalise_ids(ids, column=column, duplicates=duplicates)
+    if max_peer_ids < 0:
+        raise PSIUsageError("max_peer_ids must be >= 0")
+    if isinstance(ids, NormalisedIds):
+        norm = ids
+    else:
+        norm = normalise_ids(ids, column=column, duplicates=duplicates)
     source = resolve(rng)
     with BatchPool(workers=workers) as pool:
         if len(parties) == 2:
@@ -100,6 +115,7 @@ def intersect(
                 batch=batch,
                 timeout=timeout,
                 progress=progress,
+                max_peer_ids=max_peer_ids,
             )
         else:
             from psi._multiparty import run_multi_party
@@ -123,6 +139,7 @@ def intersect(
                 batch=batch,
                 timeout=timeout,
                 progress=progress,
+                max_peer_ids=max_peer_ids,
             )
     rows = None if outcome.members is None else norm.rows[outcome.members]
     logger.info(
@@ -158,6 +175,7 @@ def align(
     batch: int = DEFAULT_BATCH,
     timeout: float | None = None,
     progress: Progress | None = None,
+    max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
 ) -> pd.DataFrame | None:
     """This party's rows whose id is in the intersection, in the same order at every party.
 
@@ -183,6 +201,7 @@ def align(
         batch=batch,
         timeout=timeout,
         progress=progress,
+        max_peer_ids=max_peer_ids,
     )
     if result.rows is None:
         return None

@@ -17,6 +17,7 @@ from psi.errors import PSIProtocolError, PSIUsageError
 __all__ = [
     "PROTOCOL_VERSION",
     "DEFAULT_BATCH",
+    "DEFAULT_MAX_PEER_IDS",
     "Progress",
     "RevealKind",
     "Reveal",
@@ -32,9 +33,13 @@ __all__ = [
     "check_hellos",
 ]
 
-PROTOCOL_VERSION = "vfl-psi/1"
+PROTOCOL_VERSION = "vfl-psi/2"
 #: Items per batch: one process-pool task (~1 s of work) and one message (1 MiB of points).
 DEFAULT_BATCH = 1 << 15
+
+#: Largest set size a peer may announce in its :class:`Hello` (it sizes this party's buffers:
+#: 200M ids is about 2.2 GB of tags at 11 bytes each). Configurable per call.
+DEFAULT_MAX_PEER_IDS = 200_000_000
 
 #: ``progress(done, total)``: items processed so far by this party's scalar multiplications.
 Progress = Callable[[int, int], None]
@@ -173,9 +178,17 @@ def session_salt(shares: dict[str, bytes]) -> bytes:
 
 
 def check_hellos(
-    mine: Hello, theirs: dict[str, object], parties: Sequence[str]
+    mine: Hello,
+    theirs: dict[str, object],
+    parties: Sequence[str],
+    *,
+    max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
 ) -> dict[str, Hello]:
-    """Validate every peer's :class:`Hello` against ours; return them by party."""
+    """Validate every peer's :class:`Hello` against ours; return them by party.
+
+    A peer's announced set size ``n`` sizes this party's buffers, so it is refused above
+    ``max_peer_ids`` before anything is allocated.
+    """
     out: dict[str, Hello] = {}
     for peer, msg in theirs.items():
         if not isinstance(msg, Hello):
@@ -188,7 +201,18 @@ def check_hellos(
             )
         if tuple(msg.parties) != tuple(parties):
             raise PSIProtocolError(f"party list mismatch: {peer} has {list(msg.parties)}")
+        if (
+            type(msg.n) is not int
+            or type(msg.batch) is not int
+            or not isinstance(msg.salt_share, bytes)
+        ):
+            raise PSIProtocolError(f"{peer} sent a hello with mistyped fields")
         if msg.n < 0 or not 1 <= msg.batch <= (1 << 24) or len(msg.salt_share) != 32:
             raise PSIProtocolError(f"{peer} sent an invalid hello")
+        if msg.n > max_peer_ids:
+            raise PSIProtocolError(
+                f"{peer} announces {msg.n} ids, above the configured maximum of {max_peer_ids} "
+                "(max_peer_ids); refusing before allocating"
+            )
         out[peer] = msg
     return out

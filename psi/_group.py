@@ -1,62 +1,70 @@
-"""The group arithmetic of ECDH-PSI: X25519 on hashed u-coordinates (pure functions).
+"""The group arithmetic of ECDH-PSI: ristretto255 (RFC 9496) over libsodium (pure functions).
 
-Hash into the group (docs/protocols/psi.md, "Why twist points are safe")::
+Why this group (docs/protocols/psi.md, "The group"): ristretto255 has prime order
+``l = 2^252 + 27742317777372353535851937790883648493``, every valid 32-byte encoding is one
+element of that group and every other string is rejected by the decoder. So a blinded value
+``[a] H(x)`` is a uniform element of a prime-order group and carries no public bit of ``x``
+(the X25519-on-hashed-u construction it replaces kept the curve/twist bit of ``H(x)``).
 
-    u(id) = SHA-512/256( len(D) || D || len(salt) || salt || id )  with bit 255 cleared
+Hash into the group (RFC 9496, section 4.3.4, ``hash_to_group`` with SHA-512)::
 
-where ``D`` is :data:`DOMAIN` and ``salt`` the per-session salt agreed by all parties. Every
-``u`` in GF(2^255 - 19) is the x-coordinate of a point on Curve25519 or on its quadratic twist;
-nobody knows its discrete logarithm with respect to any fixed point (unlike ``H(id) * G``).
+    H(id) = ristretto255_from_hash( SHA-512( len(D) || D || len(salt) || salt || id ) )
 
-Blinding is the X25519 function of RFC 7748, section 5::
+where ``D`` is :data:`DOMAIN` and ``salt`` the per-session salt agreed by all parties. The map
+applies the ristretto Elligator map to each half of the 64-byte digest and adds the two points,
+so ``H`` is a random oracle into the group and nobody knows the discrete log of ``H(id)``.
 
-    X25519(k, u) = x([clamp(k)] * P_u)
-
-computed with the x-only Montgomery ladder, which is correct for points on the curve and on the
-twist alike, so ``X25519(a, X25519(b, u)) == X25519(b, X25519(a, u))`` for every ``u``: the
-commutativity ECDH-PSI needs (Huberman, Franklin, Hogg 1999; Meadows 1986). Clamped scalars
-are multiples of 8, which kills every low-order component; an input of small order gives the
-all-zero output, which libsodium (and OpenSSL, the fallback backend) rejects and we report.
+Blinding is scalar multiplication by a secret scalar in ``[1, l)``; it commutes
+(``[a][b]P == [b][a]P``), which ECDH-PSI needs (Meadows 1986; Huberman, Franklin, Hogg 1999),
+and the multi-party protocol can strip a one-time scalar by multiplying with its inverse mod
+``l`` (:func:`rekey`). libsodium refuses an input that is not a canonical encoding and an output
+that is the identity; both are reported as :class:`PSIProtocolError`.
 
 These functions run inside worker processes, so they take and return ``bytes`` (cheap to move
-between processes) and import nothing heavy.
+between processes) and import nothing heavy. The per-chunk worker functions are
+:func:`hash_and_blind`, :func:`blind`, :func:`blind_truncate` and :func:`rekey`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
-from collections.abc import Callable
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+import pysodium  # type: ignore[import-untyped]
 
 from psi.errors import PSIProtocolError, PSIUsageError
-
-_sodium_scalarmult: Callable[[bytes, bytes], bytes] | None
-try:  # libsodium's X25519: same RFC 7748 function, ~7% less CPU per call than cryptography's
-    from nacl.bindings import crypto_scalarmult as _sodium_scalarmult
-except ImportError:  # pragma: no cover - PyNaCl is a dependency; cryptography is the fallback
-    _sodium_scalarmult = None
 
 __all__ = [
     "DOMAIN",
     "POINT_BYTES",
+    "SCALAR_BYTES",
+    "SEED_BYTES",
     "STATISTICAL_BITS",
+    "GROUP",
     "hash_prefix",
-    "hash_to_u",
-    "clamp_scalar",
+    "hash_to_point",
+    "scalar_from_seed",
     "hash_and_blind",
     "blind",
     "blind_truncate",
+    "rekey",
+    "is_valid_point",
     "tag_bytes",
-    "BACKEND",
-    "multiplier",
 ]
 
-DOMAIN = b"vfl-engine/psi/x25519-hashed-u/v1"
+DOMAIN = b"vfl-engine/psi/ristretto255-sha512/v2"
+GROUP = "ristretto255"
 POINT_BYTES = 32
+SCALAR_BYTES = 32
+#: Bytes of uniform randomness reduced mod ``l`` into one scalar (bias below 2^-250).
+SEED_BYTES = 64
 #: The false-match rate over the whole comparison is at most 2^-STATISTICAL_BITS.
 STATISTICAL_BITS = 40
+
+_lib = pysodium.sodium
+_from_hash = _lib.crypto_core_ristretto255_from_hash
+_scalarmult = _lib.crypto_scalarmult_ristretto255
 
 
 def hash_prefix(salt: bytes) -> bytes:
@@ -66,101 +74,107 @@ def hash_prefix(salt: bytes) -> bytes:
     return bytes([len(DOMAIN)]) + DOMAIN + bytes([len(salt)]) + salt
 
 
-def hash_to_u(prefix: bytes, item: bytes) -> bytes:
-    """u-coordinate of one id: SHA-512/256(prefix || id), bit 255 cleared (little-endian)."""
-    digest = bytearray(hashlib.new("sha512_256", prefix + item).digest())
-    digest[31] &= 0x7F
-    return bytes(digest)
+def hash_to_point(prefix: bytes, item: bytes) -> bytes:
+    """``H(id)``: the ristretto255 encoding of ``from_hash(SHA-512(prefix || id))``."""
+    out = ctypes.create_string_buffer(POINT_BYTES)
+    _from_hash(out, hashlib.sha512(prefix + item).digest())
+    return out.raw
 
 
-def clamp_scalar(raw: bytes) -> bytes:
-    """RFC 7748 clamping: clear bits 0-2 and 255, set bit 254 (X25519 does this anyway)."""
-    if len(raw) != 32:
-        raise PSIUsageError("an X25519 scalar is 32 bytes")
-    k = bytearray(raw)
-    k[0] &= 248
-    k[31] &= 127
-    k[31] |= 64
-    return bytes(k)
+def scalar_from_seed(seed: bytes) -> bytes:
+    """A secret scalar in ``[1, l)``: ``seed`` (64 uniform bytes) reduced mod ``l``."""
+    if len(seed) != SEED_BYTES:
+        raise PSIUsageError(f"a scalar seed is {SEED_BYTES} bytes")
+    scalar: bytes = pysodium.crypto_core_ristretto255_scalar_reduce(seed)
+    if not any(scalar):
+        raise PSIUsageError("the scalar seed reduced to zero; draw another")
+    return scalar
 
 
-#: Which X25519 implementation blinds: ``"libsodium"`` (PyNaCl) or ``"openssl"`` (cryptography).
-BACKEND = "libsodium" if _sodium_scalarmult is not None else "openssl"
+def _check_scalar(scalar: bytes) -> None:
+    if len(scalar) != SCALAR_BYTES:
+        raise PSIUsageError(f"a ristretto255 scalar is {SCALAR_BYTES} bytes")
 
 
-def multiplier(scalar: bytes, *, backend: str = BACKEND) -> Callable[[bytes], bytes]:
-    """``u -> X25519(scalar, u)`` (RFC 7748). Both backends clamp the scalar, mask bit 255 of
-    ``u`` and fail (``ValueError`` / ``RuntimeError``) instead of returning the all-zero output of a
-    small-order input; libsodium also refuses the known small-order encodings up front."""
-    if backend == "libsodium" and _sodium_scalarmult is not None:
-        mult = _sodium_scalarmult
-        return lambda u: mult(scalar, u)
-    if backend not in ("libsodium", "openssl"):
-        raise PSIUsageError(f"unknown X25519 backend {backend!r}")
-    exchange = X25519PrivateKey.from_private_bytes(scalar).exchange
-    load = X25519PublicKey.from_public_bytes
-    return lambda u: exchange(load(u))
-
-
-def _low_order(where: str) -> PSIProtocolError:
+def _refused(where: str) -> PSIProtocolError:
     return PSIProtocolError(
-        f"{where}: an X25519 output is all-zero (input point of small order); refusing it"
+        f"{where}: a point is not a canonical ristretto255 encoding or the product is the "
+        "identity; refusing it"
     )
 
 
 def hash_and_blind(scalar: bytes, prefix: bytes, items: list[bytes]) -> bytes:
-    """``b''.join(X25519(scalar, u(id)) for id in items)``: one scalar mult per id.
-
-    The digest goes to X25519 unmasked: RFC 7748, section 5 requires X25519 to clear bit 255 of
-    the u-coordinate itself, so the result equals ``X25519(scalar, hash_to_u(prefix, id))``
-    (tested), without a per-id copy.
-    """
-    mult = multiplier(scalar)
-    base = hashlib.new("sha512_256", prefix)
-    out: list[bytes] = []
-    append = out.append
-    try:
-        for item in items:
-            h = base.copy()
-            h.update(item)
-            append(mult(h.digest()))
-    except (ValueError, RuntimeError):
-        raise _low_order("hashing own ids") from None
-    return b"".join(out)
+    """``b''.join([scalar] H(id) for id in items)``: one hash and one scalar mult per id."""
+    _check_scalar(scalar)
+    base = hashlib.sha512(prefix)
+    point = ctypes.create_string_buffer(POINT_BYTES)
+    out = ctypes.create_string_buffer(POINT_BYTES * len(items))
+    address = ctypes.addressof(out)
+    from_hash, mult = _from_hash, _scalarmult
+    for i, item in enumerate(items):
+        h = base.copy()
+        h.update(item)
+        from_hash(point, h.digest())
+        if mult(ctypes.c_void_p(address + POINT_BYTES * i), scalar, point) != 0:
+            raise _refused("hashing own ids")
+    return out.raw
 
 
 def blind(scalar: bytes, points: bytes) -> bytes:
-    """Multiply a packed run of 32-byte u-coordinates by ``scalar`` (X25519 each)."""
+    """Multiply a packed run of 32-byte ristretto255 encodings by ``scalar``."""
     return blind_truncate(scalar, points, POINT_BYTES)
 
 
 def blind_truncate(scalar: bytes, points: bytes, keep: int) -> bytes:
     """Like :func:`blind` but keep only the first ``keep`` bytes of each output."""
+    _check_scalar(scalar)
     if len(points) % POINT_BYTES:
         raise PSIProtocolError(f"point buffer of {len(points)} bytes is not a multiple of 32")
     if not 1 <= keep <= POINT_BYTES:
         raise PSIUsageError("keep must be 1..32 bytes")
-    mult = multiplier(scalar)
-    try:
-        if keep == POINT_BYTES:
-            out = [mult(points[i : i + 32]) for i in range(0, len(points), 32)]
-        else:
-            out = [mult(points[i : i + 32])[:keep] for i in range(0, len(points), 32)]
-    except (ValueError, RuntimeError):
-        raise _low_order("blinding the peer's points") from None
-    return b"".join(out)
+    count = len(points) // POINT_BYTES
+    out = ctypes.create_string_buffer(POINT_BYTES * count)
+    address = ctypes.addressof(out)
+    mult = _scalarmult
+    for i in range(count):
+        start = POINT_BYTES * i
+        if mult(ctypes.c_void_p(address + start), scalar, points[start : start + 32]) != 0:
+            raise _refused("blinding the peer's points")
+    raw = out.raw
+    if keep == POINT_BYTES:
+        return raw
+    return b"".join(raw[i : i + keep] for i in range(0, len(raw), POINT_BYTES))
+
+
+def rekey(key: bytes, one_time: bytes, points: bytes) -> bytes:
+    """Replace the one-time scalar ``r`` by ``key`` ``k`` on a packed run of points:
+    ``[k r^-1 mod l]`` times each, so ``rekey(k, r, blind(r, P)) == blind(k, P)``."""
+    _check_scalar(key)
+    _check_scalar(one_time)
+    inverse = pysodium.crypto_core_ristretto255_scalar_invert(one_time)
+    factor = pysodium.crypto_core_ristretto255_scalar_mul(key, inverse)
+    return blind(factor, points)
+
+
+def is_valid_point(point: bytes) -> bool:
+    """Whether ``point`` is a canonical ristretto255 encoding of a group element."""
+    return len(point) == POINT_BYTES and bool(
+        pysodium.crypto_core_ristretto255_is_valid_point(point)
+    )
 
 
 def tag_bytes(*sizes: int, statistical_bits: int = STATISTICAL_BITS) -> int:
     """Bytes of each final comparison value so that a false match has probability <= 2^-s.
 
-    A false match needs two different ids among ``prod(sizes)`` compared pairs to agree on
-    ``8 t`` bits of an X25519 output (close to uniform), so by the union bound the rate is at
-    most ``prod(sizes) * 2^(-8 t)``; we take ``t = ceil((s + log2 prod(sizes)) / 8)``, capped at
-    32. For two parties with 10^6 ids each: ``t = ceil((40 + 39.9) / 8) = 10`` bytes.
+    A false match needs two different ids among ``prod(sizes)`` compared pairs to agree on the
+    first ``t`` bytes of the encoding of a uniform group element. Those carry ``8 t - 1``
+    close-to-uniform bits (a canonical encoding is an even field element: bit 0 is always 0),
+    so by the union bound the rate is at most ``prod(sizes) * 2^(1 - 8 t)``; we take
+    ``t = ceil((s + 1 + log2 prod(sizes)) / 8)``, capped at 32. For two parties with 10^6 ids
+    each: ``t = ceil((40 + 1 + 39.9) / 8) = 11`` bytes.
     """
     pairs = 1
     for size in sizes:
         pairs *= max(int(size), 1)
-    bits = statistical_bits + math.log2(pairs)
+    bits = statistical_bits + 1 + math.log2(pairs)
     return max(1, min(POINT_BYTES, math.ceil(bits / 8)))

@@ -9,7 +9,7 @@ set-intersection via garbled Bloom filters", SCN 2018, semi-honest variant).
    one-time scalar ``r_i`` (``[r_i] u(x)``, random order) and sends them to ``next``; every party
    multiplies each passing set by its key ``k_j`` and forwards it; the set comes back to its origin
    as ``[r_i prod_{j != i} k_j] u(x)``, and the origin replaces ``r_i`` by ``k_i``
-   (:func:`psi._ladder.strip_and_rekey`), obtaining the full encoding
+   (:func:`psi._group.rekey`: a multiplication by ``k_i r_i^-1 mod l``), obtaining the full encoding
    ``F(x) = [prod_j k_j] u(x)``. Nobody but the origin ever sees ``F`` of the origin's ids.
 3. Zero shares: ``S_i(e) = XOR_{j != i} PRF(k_ij, e)`` with ``k_ij`` agreed by X25519 between
    ``i`` and ``j``, so ``XOR_i S_i(e) = 0`` for every ``e``. Each feature party sends the leader a
@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from crypto.random import RandomSource
 from protocols.channel import Channel
-from psi import _gbf, _group, _ladder
+from psi import _gbf, _group
 from psi._common import (
+    DEFAULT_MAX_PEER_IDS,
     PROTOCOL_VERSION,
     Hello,
     Progress,
@@ -94,6 +95,7 @@ def run_multi_party(
     batch: int,
     timeout: float | None,
     progress: Progress | None = None,
+    max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
 ) -> PSIOutcome:
     """This party's side of k-party PSI on canonical, unique ``ids``."""
     if reveal.kind is RevealKind.SIZE:
@@ -106,8 +108,8 @@ def run_multi_party(
     me = channel.party
     peers = [p for p in parties if p != me]
     n = len(ids)
-    key = _group.clamp_scalar(rng.random_bytes(32))
-    one_time = _group.clamp_scalar(rng.random_bytes(32))
+    key = _group.scalar_from_seed(rng.random_bytes(_group.SEED_BYTES))
+    one_time = _group.scalar_from_seed(rng.random_bytes(_group.SEED_BYTES))
     agree = X25519PrivateKey.from_private_bytes(rng.random_bytes(32))
     hello = Hello(
         version=PROTOCOL_VERSION,
@@ -122,7 +124,8 @@ def run_multi_party(
         T_AGREE, {"leader": leader, "public": agree.public_key().public_bytes_raw()}, peers=peers
     )
     wait0 = timeout if timeout is not None else scaled_timeout(n)
-    hellos = check_hellos(hello, dict(channel.gather(T_HELLO, peers=peers, timeout=wait0)), parties)
+    received = dict(channel.gather(T_HELLO, peers=peers, timeout=wait0))
+    hellos = check_hellos(hello, received, parties, max_peer_ids=max_peer_ids)
     sizes = {p: h.n for p, h in hellos.items()} | {me: n}
     batches = {p: h.batch for p, h in hellos.items()} | {me: batch}
     wait = timeout if timeout is not None else scaled_timeout(sum(sizes.values()))
@@ -170,9 +173,7 @@ def run_multi_party(
     full = np.empty((n, 32), dtype=np.uint8)
     chunks = list(batched(n, batch))
     jobs = _recv_points(channel, prv, _ring_topic(me), chunks, wait, lambda b: (key, one_time, b))
-    for (s, e), blob in zip(
-        chunks, pool.imap(_ladder.strip_and_rekey, jobs, inline=inline), strict=True
-    ):
+    for (s, e), blob in zip(chunks, pool.imap(_group.rekey, jobs, inline=inline), strict=True):
         full[perm[s:e]] = _as_points(blob)
         tick(e - s)
     encodings = [bytes(row) for row in full]

@@ -1,8 +1,8 @@
 """Two-party ECDH-PSI (Meadows 1986; Huberman-Franklin-Hogg 1999; De Cristofaro-Gasti-Tsudik
-2012 for the size-only variant) over Curve25519, written against a :class:`Channel`.
+2012 for the size-only variant) in ristretto255 (RFC 9496), written against a :class:`Channel`.
 
 Party P holds ids ``A`` and a fresh scalar ``a``; the peer Q holds ``B`` and ``b``. With
-``u(x)`` the salted hash to a u-coordinate and ``T(.)`` the first ``t`` bytes::
+``u(x)`` the salted hash into the group and ``T(.)`` the first ``t`` bytes::
 
     1. P <-> Q   Hello(n, reveal, salt share, batch)         salt = SHA-256(shares), t from n_P n_Q
     2. P  -> Q   X_P = [a] u(x)   for x in A, in a random order pi_P      (chunks, "psi/blinded")
@@ -28,6 +28,7 @@ from crypto.random import RandomSource
 from protocols.channel import Channel
 from psi import _group
 from psi._common import (
+    DEFAULT_MAX_PEER_IDS,
     PROTOCOL_VERSION,
     Hello,
     Progress,
@@ -69,12 +70,13 @@ def run_two_party(
     batch: int,
     timeout: float | None,
     progress: Progress | None = None,
+    max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
 ) -> PSIOutcome:
     """This party's side of two-party PSI on canonical, unique ``ids``."""
     me = channel.party
     parties = tuple(sorted((me, peer)))
     n = len(ids)
-    scalar = _group.clamp_scalar(rng.random_bytes(32))
+    scalar = _group.scalar_from_seed(rng.random_bytes(_group.SEED_BYTES))
     hello = Hello(
         version=PROTOCOL_VERSION,
         n=n,
@@ -85,9 +87,8 @@ def run_two_party(
     )
     channel.send(peer, T_HELLO, hello)
     first_wait = timeout if timeout is not None else scaled_timeout(n)
-    their = check_hellos(hello, {peer: channel.recv(peer, T_HELLO, timeout=first_wait)}, parties)[
-        peer
-    ]
+    received = {peer: channel.recv(peer, T_HELLO, timeout=first_wait)}
+    their = check_hellos(hello, received, parties, max_peer_ids=max_peer_ids)[peer]
     n_peer = their.n
     wait = timeout if timeout is not None else scaled_timeout(max(n, n_peer))
     prefix = _group.hash_prefix(session_salt({me: hello.salt_share, peer: their.salt_share}))

@@ -319,8 +319,9 @@ def _aligned_reference_split(run_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     import psi
     from vfl.jobs import agreed_test_rows
 
-    bank = pd.read_csv(run_dir / "data" / "bank.csv")
-    retailer = pd.read_csv(run_dir / "data" / "retailer.csv")
+    # Ids as strings, as `vfl run` reads them (a numeric column would hold ids above 2^53 as floats).
+    bank = pd.read_csv(run_dir / "data" / "bank.csv", dtype={"id": str})
+    retailer = pd.read_csv(run_dir / "data" / "retailer.csv", dtype={"id": str})
     # Both organisations name columns x0, x1, ...: prefix them so the join keeps both blocks.
     bank = bank.rename(columns={c: f"bank.{c}" for c in bank.columns if c not in ("id", "y")})
     retailer = retailer.rename(columns={c: f"retailer.{c}" for c in retailer.columns if c != "id"})

@@ -59,6 +59,47 @@ def _argv(fed: Path, party: str, src: Path, out: Path, *extra: str) -> list[str]
     ]
 
 
+def _run_both(argvs: dict[str, list[str]]) -> dict[str, Any]:
+    """Run ``vfl psi`` for every party in its own thread; return exit codes (or exceptions)."""
+    codes: dict[str, Any] = {}
+
+    def run(name: str) -> None:
+        args = _parser().parse_args(argvs[name])
+        try:
+            codes[name] = args.func(args)
+        except BaseException as exc:  # reported by the caller
+            codes[name] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in argvs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    return codes
+
+
+@pytest.mark.grpc
+def test_ids_above_2_to_the_53_stay_distinct(
+    federation: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """12345678901234567 and 12345678901234568 are one float64: read as strings, they differ."""
+    guest_src, host_src = tmp_path / "guest.csv", tmp_path / "host.csv"
+    guest_src.write_text("id,x\n12345678901234567,1\n12345678901234568,2\n7,3\n")
+    host_src.write_text("id,y\n12345678901234568,9\n8,8\n")
+    outs = {"guest": tmp_path / "guest_aligned.csv", "host": tmp_path / "host_aligned.csv"}
+    argvs = {
+        "guest": _argv(federation, "guest", guest_src, outs["guest"]),
+        "host": _argv(federation, "host", host_src, outs["host"]),
+    }
+    assert _run_both(argvs) == {"guest": 0, "host": 0}
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert {line["intersection_size"] for line in lines} == {1}
+    guest = pd.read_csv(outs["guest"], dtype={"id": str})
+    host = pd.read_csv(outs["host"], dtype={"id": str})
+    assert list(guest["id"]) == list(host["id"]) == ["12345678901234568"]
+    assert list(guest["x"]) == [2] and list(host["y"]) == [9]
+
+
 @pytest.mark.grpc
 def test_two_parties_over_grpc_on_the_breast_files(
     federation: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -70,21 +111,7 @@ def test_two_parties_over_grpc_on_the_breast_files(
         "guest": _argv(federation, "guest", guest_src, outs["guest"], "--duplicates", "first"),
         "host": _argv(federation, "host", host_src, outs["host"], "--duplicates", "first"),
     }
-    codes: dict[str, Any] = {}
-
-    def run(name: str) -> None:
-        args = _parser().parse_args(argvs[name])
-        try:
-            codes[name] = args.func(args)
-        except BaseException as exc:  # reported below
-            codes[name] = exc
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in argvs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
-    assert codes == {"guest": 0, "host": 0}
+    assert _run_both(argvs) == {"guest": 0, "host": 0}
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     guest, host = pd.read_csv(outs["guest"]), pd.read_csv(outs["host"])
     expected = set(pd.read_csv(guest_src)["id"]) & set(pd.read_csv(host_src)["id"])

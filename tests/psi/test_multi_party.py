@@ -115,3 +115,21 @@ def test_sole_receiver_must_be_the_leader() -> None:
     net = InMemoryNetwork(names, job_id="mpsi", seed=0)
     with pytest.raises(psi.PSIUsageError, match="only the leader"):
         psi.intersect([1], channel=net.channel("a"), reveal="b", leader="a", workers=0)
+
+
+def test_multi_party_peer_announcing_too_many_ids_is_refused() -> None:
+    """A deviating third party announces 10^12 ids: every honest party refuses before the ring."""
+    names = ["a", "b", "c"]
+    net = InMemoryNetwork(names, job_id="mpsi", seed=0)
+
+    def evil(ch: Any) -> None:
+        hello = ch.recv("a", "psi/hello")
+        bloated = psi._common.Hello(**{**hello.__dict__, "n": 10**12})
+        ch.broadcast("psi/hello", bloated, peers=["a", "b"])
+        ch.recv("a", "psi/ring/a", timeout=30)  # never reached: a refuses first
+
+    def honest(ch: Any) -> Any:
+        return psi.intersect([1, 2, 3], channel=ch, workers=0, timeout=5.0, max_peer_ids=1000)
+
+    with pytest.raises(psi.PSIProtocolError, match="c announces 1000000000000 ids"):
+        run_parties({"a": honest, "b": honest, "c": evil}, network=net, timeout=60)

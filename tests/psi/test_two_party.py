@@ -11,6 +11,7 @@ import pytest
 
 import psi
 from crypto.random import SeededRandom
+from protocols.errors import ChannelTimeout
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
 from psi import _group
@@ -84,7 +85,7 @@ def test_non_receiver_gets_nothing_it_can_link_to_its_ids() -> None:
     hello = {m.sender: m.payload for m in net.transcript.messages if m.topic == "psi/hello"}
     salt = psi._common.session_salt({p: h.salt_share for p, h in hello.items()})
     prefix = _group.hash_prefix(salt)
-    own = {_group.hash_to_u(prefix, str(x).encode()) for x in a}
+    own = {_group.hash_to_point(prefix, str(x).encode()) for x in a}
     assert not own & {bytes(p) for p in points}
 
 
@@ -112,7 +113,7 @@ def test_tags_are_truncated_to_the_statistical_bound() -> None:
     a, b = _sets(100, 100, 10, seed=6)
     res, net = _run(a, b)
     t = _group.tag_bytes(100, 100)
-    assert res["bank"].tag_bytes == t == 7  # ceil((40 + log2(10^4)) / 8)
+    assert res["bank"].tag_bytes == t == 7  # ceil((40 + 1 + log2(10^4)) / 8)
     assert all(m.payload.shape[1] == t for m in net.transcript.messages if m.topic == "psi/tags")
 
 
@@ -185,20 +186,62 @@ def test_align_rejects_unknown_columns_and_size_mode() -> None:
         psi.align(df, channel=net.channel("bank"), id_column="id", reveal="size")
 
 
-def test_tampered_peer_point_of_low_order_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("point", "why"),
+    [
+        (bytes(32), "identity"),  # the identity's encoding: its multiples are the identity
+        (b"\xff" * 31 + b"\x7f", "not a canonical"),  # RFC 9496 A.2: non-canonical s
+        (
+            bytes.fromhex("26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371"),
+            "not a",
+        ),
+    ],
+)
+def test_tampered_peer_point_is_refused(point: bytes, why: str) -> None:
     net = InMemoryNetwork(["bank", "retailer"], job_id="psi-test", seed=0)
 
     def evil(ch: Any) -> None:
         hello = ch.recv("bank", "psi/hello")
         ch.send("bank", "psi/hello", psi._common.Hello(**{**hello.__dict__, "n": 1}))
-        ch.send("bank", "psi/blinded", np.zeros((1, 32), dtype=np.uint8))
+        ch.send("bank", "psi/blinded", np.frombuffer(point, dtype=np.uint8).reshape(1, 32))
 
-    with pytest.raises(psi.PSIProtocolError, match="all-zero"):
+    with pytest.raises(psi.PSIProtocolError, match=why):
         run_parties(
             {"bank": lambda ch: psi.intersect([1, 2], channel=ch, workers=0), "retailer": evil},
             network=net,
             timeout=30,
         )
+
+
+@pytest.mark.parametrize(
+    ("n", "limit", "refused"), [(10**12, None, True), (6, 5, True), (5, 5, False)]
+)
+def test_peer_announced_set_size_is_bounded_before_allocating(
+    n: int, limit: int | None, refused: bool
+) -> None:
+    """A deviating peer announces a huge ``Hello.n``: refused with a clear error, nothing sized."""
+    net = InMemoryNetwork(["bank", "retailer"], job_id="psi-test", seed=0)
+    kw = {} if limit is None else {"max_peer_ids": limit}
+    sizes: list[int] = []
+
+    def evil(ch: Any) -> None:
+        hello = ch.recv("bank", "psi/hello")
+        ch.send("bank", "psi/hello", psi._common.Hello(**{**hello.__dict__, "n": n}))
+        ch.recv("bank", "psi/blinded", timeout=30)  # the bank went on: it accepted the size
+        sizes.append(n)
+
+    def bank(ch: Any) -> psi.PSIResult:
+        return psi.intersect([1, 2], channel=ch, workers=0, timeout=1.0, **kw)
+
+    if refused:
+        limit_text = str(limit if limit is not None else psi._common.DEFAULT_MAX_PEER_IDS)
+        with pytest.raises(psi.PSIProtocolError, match=f"announces {n} ids.*{limit_text}"):
+            run_parties({"bank": bank, "retailer": evil}, network=net, timeout=30)
+        assert not sizes
+    else:
+        with pytest.raises(ChannelTimeout):  # the honest bank then waits on the silent peer
+            run_parties({"bank": bank, "retailer": evil}, network=net, timeout=30)
+        assert sizes == [n]
 
 
 @pytest.mark.slow

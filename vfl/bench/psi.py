@@ -8,6 +8,11 @@ peak RSS (its own and its largest worker's). The secure gRPC channel (mutual TLS
 envelopes) is used when :mod:`protocols.grpc` provides it; otherwise the result says which
 transport was used instead (``"transport"``).
 
+With ``--via-cli`` the parties are two ``vfl psi`` processes instead (CSV in, aligned CSV out,
+over the secure gRPC channel), timed from process launch to exit: interpreter start-up, imports,
+CSV reading and writing and the pool's start-up are all included. ``--n-peer`` gives the second
+party a different set size (e.g. ``--n 200000 --n-peer 135000``).
+
 The baseline (OpenMined PSI, C++) runs ``benchmarks/openmined/driver.py`` under
 ``--baseline-python`` (its own virtualenv: its protobuf pin conflicts with ours).
 """
@@ -45,7 +50,15 @@ _PARTIES = ("bank", "retailer")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="ids per party (default 1e6)")
+    parser.add_argument(
+        "--n-peer", type=int, default=None, help="ids of the second party (default: --n)"
+    )
     parser.add_argument("--overlap", type=float, default=0.5, help="shared fraction (0.5)")
+    parser.add_argument(
+        "--via-cli",
+        action="store_true",
+        help="run the parties as two `vfl psi` processes on CSV files, start-up included",
+    )
     parser.add_argument(
         "--baseline-python",
         default=_DEFAULT_BASELINE,
@@ -61,8 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _write_ids(path: Path, start: int, count: int) -> None:
+def _write_ids(path: Path, start: int, count: int, *, header: str | None = None) -> None:
     with open(path, "w", encoding="utf-8") as fh:
+        if header is not None:
+            fh.write(header + "\n")
         step = 1 << 16
         for lo in range(start, start + count, step):
             hi = min(start + count, lo + step)
@@ -71,50 +86,89 @@ def _write_ids(path: Path, start: int, count: int) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n = int(args.n)
-    if n < 1 or not 0.0 <= args.overlap <= 1.0:
-        raise ValueError("--n must be >= 1 and --overlap in [0, 1]")
+    n_peer = n if args.n_peer is None else int(args.n_peer)
+    if n < 1 or n_peer < 1 or not 0.0 <= args.overlap <= 1.0:
+        raise ValueError("--n and --n-peer must be >= 1 and --overlap in [0, 1]")
     transport = args.transport
     if transport == "auto":
         transport = "grpc" if _grpc_available() else "tcp"
     if transport == "grpc" and not _grpc_available():
         raise RuntimeError("the gRPC transport (protocols.grpc) is not available")
+    if args.via_cli and transport != "grpc":
+        raise ValueError("--via-cli runs `vfl psi`, which needs the gRPC transport")
     with tempfile.TemporaryDirectory(prefix="vfl-bench-psi-") as tmp:
         root = Path(tmp)
         files = {_PARTIES[0]: root / "a.txt", _PARTIES[1]: root / "b.txt"}
-        shift = round(n * (1.0 - args.overlap))
+        common = round(min(n, n_peer) * args.overlap)
+        shift = n - common
         _write_ids(files[_PARTIES[0]], 0, n)
-        _write_ids(files[_PARTIES[1]], shift, n)
-        expected = n - shift
+        _write_ids(files[_PARTIES[1]], shift, n_peer)
+        expected = common
         setup = _prepare(transport, root)
         load_before = os.getloadavg()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = kids0.ru_utime + kids0.ru_stime
         procs = {}
         start = time.perf_counter()
         for name in _PARTIES:
-            cmd = [sys.executable, "-m", "vfl.bench.psi", "party", "--party", name]
-            cmd += ["--ids", str(files[name]), "--out", str(root / f"{name}.json")]
-            cmd += ["--transport", transport, "--setup", setup]
+            if args.via_cli:
+                csv = root / f"{name}.csv"
+                count = n if name == _PARTIES[0] else n_peer
+                _write_ids(csv, 0 if name == _PARTIES[0] else shift, count, header="id")
+                cmd = [sys.executable, "-m", "vfl.cli", "psi", "--config", setup]
+                cmd += ["--party", name, "--input", str(csv), "--id-column", "id"]
+                cmd += ["--output", str(root / f"{name}_aligned.csv"), "--json"]
+                cmd += ["--job-id", "bench-psi-cli"]
+                stdout: Any = open(root / f"{name}.json", "w")  # noqa: SIM115 - closed below
+            else:
+                cmd = [sys.executable, "-m", "vfl.bench.psi", "party", "--party", name]
+                cmd += ["--ids", str(files[name]), "--out", str(root / f"{name}.json")]
+                cmd += ["--transport", transport, "--setup", setup]
+                stdout = None
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
-            procs[name] = subprocess.Popen(cmd)
-        codes = {name: proc.wait() for name, proc in procs.items()}
+            procs[name] = (subprocess.Popen(cmd, stdout=stdout), stdout)
+        if args.via_cli:
+            # Both CSVs are written before the clock starts for the processes.
+            start = time.perf_counter()
+        codes = {}
+        for name, (proc, out) in procs.items():
+            codes[name] = proc.wait()
+            if out is not None:
+                out.close()
         wall = time.perf_counter() - start
+        # Both party processes and their pool workers, all reaped by now.
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        processes_cpu = kids.ru_utime + kids.ru_stime
         if any(codes.values()):
             raise RuntimeError(f"a PSI party process failed: exit codes {codes}")
         parties = {name: json.loads((root / f"{name}.json").read_text()) for name in _PARTIES}
-        ours = max(p["psi_seconds"] for p in parties.values())
+        if args.via_cli:
+            ours = wall
+            correct = all(p["intersection_size"] == expected for p in parties.values())
+        else:
+            ours = max(p["psi_seconds"] for p in parties.values())
+            correct = all(p["intersection_size"] == expected for p in parties.values())
         result: dict[str, Any] = {
-            "benchmark": "psi",
-            "n_per_party": n,
+            "benchmark": "psi-cli" if args.via_cli else "psi",
+            "n_per_party": n if n == n_peer else {_PARTIES[0]: n, _PARTIES[1]: n_peer},
             "overlap": args.overlap,
             "expected_intersection": expected,
             "transport": _describe(transport),
+            "group": "ristretto255 (RFC 9496)",
             "ours": {
                 "psi_seconds": ours,
                 "processes_wall_seconds": wall,
-                "correct": all(p["intersection_size"] == expected for p in parties.values()),
+                "correct": correct,
                 "parties": parties,
             },
         }
+        if args.via_cli:
+            result["ours"]["cpu_seconds"] = processes_cpu - cpu_before
+            result["ours"]["what"] = (
+                "two `vfl psi` processes, launch to exit: start-up, imports, CSV read, PSI over "
+                "gRPC + mTLS, aligned CSV written"
+            )
         if args.no_baseline:
             result["baseline"] = {"name": "openmined-psi", "skipped": True}
         else:
@@ -123,8 +177,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if base:
                 result["ratios"] = {"baseline_seconds_over_ours": base / ours}
                 base_cpu = result["baseline"].get("cpu_seconds")
-                ours_cpu = sum(p["cpu_seconds"] for p in parties.values())
                 if base_cpu:
+                    if args.via_cli:
+                        ours_cpu = result["ours"]["cpu_seconds"]
+                    else:
+                        ours_cpu = sum(p["cpu_seconds"] for p in parties.values())
                     # Load-robust view: on an idle 2-core machine our wall time is about the
                     # parties' total CPU time / 2 and the single-threaded baseline's its CPU time.
                     cores = min(2, os.cpu_count() or 1)

@@ -18,10 +18,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-# Imported first, before anything can import grpc: it fixes gRPC's TLS policy (TLS 1.3 only),
-# which gRPC reads once at import time (protocols/_tls_policy.py).
-import protocols  # noqa: F401
-
 __all__ = ["EXIT_CODES", "RawDescriptionFormatter", "VflArgumentParser", "main", "build_parser"]
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_PEER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -154,6 +150,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Imported first, before any command can import grpc: it fixes gRPC's TLS policy (TLS 1.3
+    # only), which gRPC reads once at import time (protocols/_tls_policy.py). Imported here and
+    # not at module level, so that a process-pool worker (spawned: it re-imports the main
+    # module, this one) starts without the transport layer.
+    import protocols  # noqa: F401
+
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (

@@ -47,6 +47,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--job-id", default="vfl-psi", help="job id shared by all parties")
     parser.add_argument("--timeout", type=float, help="seconds per wait (default grows with input)")
     parser.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    parser.add_argument(
+        "--max-peer-ids",
+        type=int,
+        default=200_000_000,
+        help="refuse a peer announcing more ids than this (default 200M)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_run)
 
@@ -57,7 +63,8 @@ def _read_csv(path: str, id_column: str) -> Any:
     from psi.errors import PSIUsageError
 
     try:
-        df = pd.read_csv(path)
+        # The id column as strings: a numeric column would hold ids above 2^53 as colliding floats.
+        df = pd.read_csv(path, dtype={id_column: str})
     except FileNotFoundError:
         raise PSIUsageError(f"input file {path} not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -85,10 +92,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise PSIUsageError(f"output directory of {args.output} does not exist")
     df = _read_csv(args.input, args.id_column)
-    # Check the ids before any network traffic, so bad input fails fast and alone.
-    psi.normalise_ids(
-        df[args.id_column].tolist(), column=args.id_column, duplicates=args.duplicates
-    )
+    # Check the ids before any network traffic, so bad input fails fast and alone; the PSI
+    # then runs on these normalised ids (no second pass).
+    ids = psi.normalise_ids(df[args.id_column], column=args.id_column, duplicates=args.duplicates)
     config = load_federation(args.config)
     peers = None if not args.peers else [p.strip() for p in args.peers.split(",") if p.strip()]
     start = time.perf_counter()
@@ -106,8 +112,9 @@ def _run(args: argparse.Namespace) -> int:
                 "workers": args.workers,
                 "timeout": args.timeout,
                 "progress": update,
+                "max_peer_ids": args.max_peer_ids,
             }
-            result = psi.intersect(df[args.id_column], column=args.id_column, **common)
+            result = psi.intersect(ids, column=args.id_column, **common)
             aligned = None if result.rows is None else df.iloc[result.rows].reset_index(drop=True)
     finally:
         node.stop()

@@ -42,11 +42,13 @@ logger = logging.getLogger("vfl.jobs")
 DIGEST_TOPIC = "job/digest"
 
 
-def _read_csv(path: Path, key: str) -> pd.DataFrame:
+def _read_csv(path: Path, key: str, id_column: str | None = None) -> pd.DataFrame:
+    """Read one party CSV; the id column (if any) as strings, so that no id becomes a float
+    (``12345678901234567`` and ``12345678901234568`` are one float64)."""
     if not path.is_file():
         raise ConfigError(f"{key}: file not found: {path}")
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=None if id_column is None else {id_column: str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{key}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -179,7 +181,7 @@ def run_job(
 def _read_input(
     job: Job, party: str, tracker: JobTracker, path: Path, what: str, *, features: bool
 ) -> pd.DataFrame:
-    df = _read_csv(path, f"parties.{party}.{what}")
+    df = _read_csv(path, f"parties.{party}.{what}", job.party(party).id_column)
     tracker.data(what, sha256=file_sha256(path), rows=int(df.shape[0]), columns=list(df.columns))
     job.check_data(party, df, what=what, features=features)
     return df
