@@ -112,6 +112,13 @@ class HeteroLRFeatureParty:
                 f"model.batch_size must be >= {need} for {channel.party}'s {x.shape[1]} columns: smaller batches reveal too much through gradients",
             )
         parties = list(setup["feature_parties"])
+        label_columns = setup.get("label_columns")
+        if (
+            isinstance(label_columns, bool)
+            or not isinstance(label_columns, int)
+            or label_columns < 1
+        ):
+            raise self._refuse(channel, label_party, f"{label_party} sent a malformed setup")
         if channel.party not in parties:
             raise self._refuse(
                 channel, label_party, f"{channel.party} is not among the feature parties {parties}"
@@ -150,7 +157,16 @@ class HeteroLRFeatureParty:
         self._on_epoch = on_epoch
         try:
             self._train(
-                ch, label_party, owner, label_key, others, zero_sum, x, n_tasks, beta_constant
+                ch,
+                label_party,
+                owner,
+                label_key,
+                others,
+                zero_sum,
+                x,
+                n_tasks,
+                beta_constant,
+                label_columns,
             )
         finally:
             owner.public.stop_precompute()
@@ -170,6 +186,7 @@ class HeteroLRFeatureParty:
         x: np.ndarray,
         n_tasks: int,
         beta_constant: float | None,
+        label_columns: int,
     ) -> None:
         cfg = self.config
         train, val = _math.split_rows(x.shape[0], fraction=cfg.validation_fraction, seed=cfg.seed)
@@ -198,6 +215,7 @@ class HeteroLRFeatureParty:
                         x=x[idx],
                         w=w,
                         beta_constant=beta_constant,
+                        label_columns=label_columns,
                         ctx=BatchContext(task, epoch, b),
                     )
                     w = _math.apply_penalty(w, grad, lr=lr, penalty=cfg.penalty, alpha=cfg.alpha)

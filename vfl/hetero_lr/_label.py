@@ -162,11 +162,13 @@ class HeteroLRLabelParty:
             "beta_public": beta_public,
             "feature_parties": parties,
             "key_bits": owner.public.key_bits,
+            "label_columns": x.shape[1],
         }
         channel.broadcast(Topics.SETUP, setup, peers=parties)
         if owner.public.wire is not None:
             channel.broadcast(Topics.KEY, owner.public.wire, peers=parties)
         keys = {}
+        self._columns_of: dict[str, int] = {}
         for party in parties:
             hello = channel.recv(party, Topics.HELLO, timeout=self.timeout)
             if not isinstance(hello, dict) or hello.get("error"):
@@ -179,6 +181,10 @@ class HeteroLRLabelParty:
                 else None
             )
             keys[party] = peer_key(cfg.crypto, wire, rng=self.rng)
+            n_features = hello.get("n_features")
+            if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+                raise VflError(f"{party} sent a malformed hello (n_features)")
+            self._columns_of[party] = n_features
         self.feature_parties_ = parties
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self.history_ = []
@@ -244,6 +250,7 @@ class HeteroLRLabelParty:
                     channel,
                     owner=owner,
                     feature_keys=keys,
+                    feature_columns=self._columns_of,
                     x=x[idx],
                     alpha=alpha,
                     beta=beta,
