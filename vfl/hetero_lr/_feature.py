@@ -151,8 +151,9 @@ class HeteroLRFeatureParty:
         idle = threading.Event()
         ch = IdleChannel(channel, idle)
         owner.public.start_precompute(per_batch=cfg.batch_size, idle=idle)
-        if others:
-            label_key.start_precompute(per_batch=cfg.batch_size, idle=idle)
+        label_key.start_precompute(
+            per_batch=cfg.batch_size if others else 0, idle=idle, masks_per_batch=x.shape[1]
+        )
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self._on_epoch = on_epoch
         try:

@@ -194,6 +194,8 @@ class HeteroLRLabelParty:
         owner.public.start_precompute(
             per_batch=cfg.batch_size * (1 if beta_public else 2), idle=idle
         )
+        for key in keys.values():
+            key.start_precompute(per_batch=0, idle=idle, masks_per_batch=x.shape[1])
         try:
             for task in range(n_tasks):
                 positive = classes[1] if n_tasks == 1 else classes[task]
@@ -203,6 +205,8 @@ class HeteroLRLabelParty:
                 )
         finally:
             owner.public.stop_precompute()
+            for key in keys.values():
+                key.stop_precompute()
         self._fitted = True
         return self
 

@@ -54,6 +54,7 @@ class PaillierPeerKey(PeerKey):
     ) -> None:
         self.precision_bits = precision_bits
         self._precomputer: Precomputer | None = None
+        self._mask_precomputer: Precomputer | None = None
         self.public_key = public_key
         self.key_bits = public_key.bits
         self.obfuscator = obfuscator
@@ -104,17 +105,25 @@ class PaillierPeerKey(PeerKey):
             return None
         return self._precomputer.pool
 
-    def start_precompute(self, *, per_batch: int, idle: threading.Event) -> None:
+    def start_precompute(
+        self, *, per_batch: int, idle: threading.Event, masks_per_batch: int = 0
+    ) -> None:
         # Only with the system RNG: a seeded test RNG must stay in the protocol thread.
-        if self._rng is not None or self._precomputer is not None:
+        if self._rng is not None:
             return
-        pool = ObfuscatorPool(self.public_key, obfuscator=self.obfuscator.value)
-        self._precomputer = Precomputer(pool, target=2 * per_batch, idle=idle)
+        if per_batch > 0 and self._precomputer is None:
+            pool = ObfuscatorPool(self.public_key, obfuscator=self.obfuscator.value)
+            self._precomputer = Precomputer(pool, target=2 * per_batch, idle=idle)
+        if masks_per_batch > 0 and self._mask_precomputer is None:
+            # Full r^n for the masked values that go to the key owner (see mask).
+            standard = ObfuscatorPool(self.public_key, obfuscator="standard")
+            self._mask_precomputer = Precomputer(standard, target=2 * masks_per_batch, idle=idle)
 
     def stop_precompute(self) -> None:
-        if self._precomputer is not None:
-            self._precomputer.stop()
-            self._precomputer = None
+        for pre in (self._precomputer, self._mask_precomputer):
+            if pre is not None:
+                pre.stop()
+        self._precomputer = self._mask_precomputer = None
 
     def mask(self, c: Any) -> tuple[Any, Masked]:
         self._check(c)
@@ -126,8 +135,10 @@ class PaillierPeerKey(PeerKey):
         out[:] = cts
         # The residues are uniform mod n: as a fixed-point array their bound is max_int.
         masked = EncryptedArray(pk, out.reshape(c.shape), scale=c.scale, bound=pk.max_int)
-        # Full r^n, never the pool or DJN: this ciphertext goes to the key owner.
-        fresh = masked.rerandomize(rng=self._rng, obfuscator="standard")
+        # Full r^n (precomputed while idle when possible), never DJN: this goes to the key owner.
+        pre = self._mask_precomputer
+        pool = pre.pool if pre is not None and len(pre.pool) >= c.size else None
+        fresh = masked.rerandomize(rng=self._rng, obfuscator="standard", pool=pool)
         return fresh, Masked(masks, c.scale, tuple(c.shape), n)
 
     def accept(

@@ -135,8 +135,11 @@ class PeerKey(abc.ABC):
         the public scale and bound ``2^bound_bits`` (real units) the protocol fixes for them: the
         wire carries neither, and a peer's claim is never trusted. Raises :class:`VflError`."""
 
-    def start_precompute(self, *, per_batch: int, idle: threading.Event) -> None:  # noqa: B027
-        """Compute randomness for about two batches of ``per_batch`` values while ``idle``."""
+    def start_precompute(  # noqa: B027
+        self, *, per_batch: int, idle: threading.Event, masks_per_batch: int = 0
+    ) -> None:
+        """Compute randomness for about two batches while ``idle``: ``per_batch`` encryptions
+        with the configured obfuscator and ``masks_per_batch`` full ``r^n`` for masked values."""
 
     def stop_precompute(self) -> None:  # noqa: B027
         """Stop precomputing (idempotent)."""
