@@ -70,7 +70,7 @@ def test_three_parties_match_central_reference_and_g_learns_only_sums() -> None:
     # Scores reach G only masked by zero-sum masks: each party's message alone is far from its u_j.
     for message in net.transcript.received_by("bank"):
         if message.topic == "hetero_lr/scores":
-            raw = np.array([float(v) for v in message.payload["raw"]]) / 2.0**40
+            raw = np.array([float(v) for v in message.payload.values]) / 2.0**40
             assert np.max(np.abs(raw)) > 1e6
 
 

@@ -23,6 +23,7 @@ from protocols.memory import InMemoryNetwork
 from tests.vfl._hetero_lr_helpers import breast, run
 from vfl.errors import VflError
 from vfl.hetero_lr import Approximation, ClassWeight, CryptoSettings, HeteroLRConfig, _label
+from vfl.hetero_lr._messages import Revealed
 from vfl.hetero_lr._paillier import PaillierPeerKey
 from vfl.hetero_lr._protocol import Topics
 from vfl.hetero_lr._scheme import signed
@@ -103,7 +104,7 @@ def _planting_label_batch(record: dict[str, Any]) -> Any:
         channel.send(party, Topics.V, masked)
         residues = owner.decrypt_raw(channel.recv(party, Topics.G), shape=(feature_columns[party],))
         record.update(residues=residues, rows=rows, n=int(pub.n))
-        channel.send(party, Topics.G_OPEN, {"raw": residues})
+        channel.send(party, Topics.G_OPEN, Revealed(residues))
         channel.recv(party, Topics.V_OPEN)
         return np.zeros(x.shape[1])
 

@@ -3,6 +3,8 @@ leakage table of docs/protocols/hetero_lr.md checked on the recorded transcript.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,9 +63,10 @@ def check_leakage_table(
             f"plaintext array on {message.topic}"
         )
         if message.topic in CONTROL_TOPICS:
-            assert isinstance(payload, dict) and not any(
+            # Typed control messages with scalar fields only (the feature-party list aside).
+            assert dataclasses.is_dataclass(payload) and not any(
                 isinstance(v, (list, np.ndarray)) and len(v) > 4
-                for k, v in payload.items()
+                for k, v in dataclasses.asdict(payload).items()
                 if k != "feature_parties"
             )
             continue
@@ -109,7 +112,7 @@ def check_leakage_table(
                     and payload.public_key == keys[message.receiver]
                 )
             elif message.topic == "hetero_lr/g_open":
-                raw = payload["raw"]
+                raw = payload.values
                 assert len(raw) == features[message.receiver]
                 assert _uniform_residues(raw, keys[label].bits)
             else:
@@ -125,7 +128,7 @@ def check_leakage_table(
         elif message.topic == "hetero_lr/g":
             assert isinstance(payload, EncryptedArray) and payload.public_key == keys[label]
         elif message.topic == "hetero_lr/v_open":
-            raw = payload["raw"]
+            raw = payload.values
             assert len(raw) == label_columns and all(isinstance(v, int) for v in raw)
             if len(features) > 1:  # residue + zero-sum mask: as wide as the zero-sum masks
                 assert all(abs(v).bit_length() >= ZERO_SUM_BITS - 30 for v in raw)
@@ -133,7 +136,7 @@ def check_leakage_table(
                 assert _uniform_residues(raw, keys[message.sender].bits)
         elif message.topic == "hetero_lr/scores":
             if len(features) > 1:
-                assert _masked_ints(payload["raw"], min_bits=90)
+                assert _masked_ints(payload.values, min_bits=90)
         else:
             raise AssertionError(f"unexpected topic {message.topic} to the label party")
     assert not net.transcript.on_topic("hetero_lr/e") or all(

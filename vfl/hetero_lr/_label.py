@@ -18,6 +18,7 @@ from vfl import metrics
 from vfl.errors import ConfigError, VflError
 from vfl.hetero_lr import _math
 from vfl.hetero_lr._config import Approximation, ClassWeight, HeteroLRConfig
+from vfl.hetero_lr._messages import EpochEnd, Hello, Refusal, Setup, expect
 from vfl.hetero_lr._model import default_columns, feature_matrix, read_model, write_model
 from vfl.hetero_lr._precompute import IdleChannel
 from vfl.hetero_lr._protocol import (
@@ -154,37 +155,34 @@ class HeteroLRLabelParty:
         )
         owner = make_owner(cfg.crypto, rng=self.rng)
         self.crypto_ = {"scheme": cfg.crypto.scheme.value, "key_bits": owner.public.key_bits}
-        setup = {
-            "version": PROTOCOL_VERSION,
-            "n_rows": n,
-            "n_tasks": n_tasks,
-            "plan": cfg.plan(),
-            "beta_public": beta_public,
-            "feature_parties": parties,
-            "key_bits": owner.public.key_bits,
-            "label_columns": x.shape[1],
-        }
+        setup = Setup(
+            version=PROTOCOL_VERSION,
+            n_rows=n,
+            n_tasks=n_tasks,
+            plan=cfg.plan(),
+            beta_public=beta_public,
+            feature_parties=list(parties),
+            key_bits=owner.public.key_bits,
+            label_columns=x.shape[1],
+        )
         channel.broadcast(Topics.SETUP, setup, peers=parties)
         if owner.public.wire is not None:
             channel.broadcast(Topics.KEY, owner.public.wire, peers=parties)
         keys = {}
         self._columns_of: dict[str, int] = {}
         for party in parties:
-            hello = channel.recv(party, Topics.HELLO, timeout=self.timeout)
-            if not isinstance(hello, dict) or hello.get("error"):
-                raise VflError(
-                    f"{party} refused the training plan: {hello.get('error') if isinstance(hello, dict) else hello!r}"
-                )
+            hello = expect(channel, party, Topics.HELLO, (Hello, Refusal), timeout=self.timeout)
+            if isinstance(hello, Refusal):
+                raise VflError(f"{party} refused the training plan: {hello.error}")
             wire = (
                 channel.recv(party, Topics.KEY, timeout=self.timeout)
                 if owner.public.wire is not None
                 else None
             )
             keys[party] = peer_key(cfg.crypto, wire, rng=self.rng)
-            n_features = hello.get("n_features")
-            if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-                raise VflError(f"{party} sent a malformed hello (n_features)")
-            self._columns_of[party] = n_features
+            if hello.version != PROTOCOL_VERSION or hello.n_rows != n:
+                raise VflError(f"{party} answered with another protocol version or row count")
+            self._columns_of[party] = hello.n_features
         self.feature_parties_ = parties
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self.history_ = []
@@ -299,7 +297,7 @@ class HeteroLRLabelParty:
             )
             channel.broadcast(
                 Topics.EPOCH_END,
-                {"best": bool(best), "stop": bool(stop)},
+                EpochEnd(best=bool(best), stop=bool(stop)),
                 peers=self.feature_parties_,
             )
             record["seconds"] = time.perf_counter() - start

@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from crypto.random import RandomSource, SeededRandom, resolve
 from protocols.channel import Channel
 from vfl.errors import VflError
+from vfl.hetero_lr._messages import Revealed, ScoreRequest, expect
 from vfl.hetero_lr._scheme import (
     GRADIENT_BOUND_BITS,
     MASK_SLACK_BITS,
@@ -138,13 +138,12 @@ class BatchContext:
         return f"{what}/{self.task}/{self.epoch}/{self.batch}"
 
 
-def _raw_ints(message: Any, topic: str, peer: str, count: int) -> list[int]:
-    if not isinstance(message, dict) or not isinstance(message.get("raw"), list):
-        raise VflError(f"{peer} sent a malformed {topic} message")
-    raw = message["raw"]
-    if len(raw) != count or not all(isinstance(v, int) for v in raw):
-        raise VflError(f"{peer} sent {len(raw)} values on {topic}, expected {count} integers")
-    return list(raw)
+def _revealed(channel: Channel, peer: str, topic: str, count: int) -> list[int]:
+    """A :class:`Revealed` message of exactly ``count`` integers."""
+    values = expect(channel, peer, topic, Revealed).values
+    if len(values) != count:
+        raise VflError(f"{peer} sent {len(values)} values on {topic}, expected {count} integers")
+    return list(values)
 
 
 @dataclass(frozen=True)
@@ -216,14 +215,14 @@ def label_batch(
     for party in parties:
         # Count and shape are checked before anything is decrypted; the residues go back as is.
         opened = owner.decrypt_raw(channel.recv(party, Topics.G), shape=(feature_columns[party],))
-        channel.send(party, Topics.G_OPEN, {"raw": opened}, round=ctx.batch)
+        channel.send(party, Topics.G_OPEN, Revealed(opened), round=ctx.batch)
     scale_bits = {k.scale_bits for k in kept.values()}
     if len(scale_bits) != 1:
         raise VflError("feature parties' scores use different fixed-point scales")
     scale = scale_bits.pop()
     total = [0] * x.shape[1]
     for party in parties:
-        raw = _raw_ints(channel.recv(party, Topics.V_OPEN), Topics.V_OPEN, party, x.shape[1])
+        raw = _revealed(channel, party, Topics.V_OPEN, x.shape[1])
         total = [t + r - s for t, r, s in zip(total, raw, kept[party].masks, strict=True)]
     # sum_j ((v_j + S_j) mod n_j + Z_j - S_j) = sum_j v_j unless some v_j + S_j wrapped mod n_j
     # (probability |v_j| / n_j < 2^-900): then the bound check below fails loudly.
@@ -236,12 +235,10 @@ def label_scores(
     channel: Channel, *, feature_parties: Sequence[str], n_rows: int, n_tasks: int, nonce: str
 ) -> np.ndarray:
     """sum_j u_j (shape n_rows x n_tasks) for rows G scores; it learns only the sum when k >= 2."""
-    channel.broadcast(
-        Topics.SCORE_REQUEST, {"n_rows": n_rows, "nonce": nonce}, peers=feature_parties
-    )
+    channel.broadcast(Topics.SCORE_REQUEST, ScoreRequest(n_rows, nonce), peers=feature_parties)
     total = [0] * (n_rows * n_tasks)
     for party in feature_parties:
-        raw = _raw_ints(channel.recv(party, Topics.SCORES), Topics.SCORES, party, n_rows * n_tasks)
+        raw = _revealed(channel, party, Topics.SCORES, n_rows * n_tasks)
         total = [a + b for a, b in zip(total, raw, strict=True)]
     scale = 1 << SCORE_SCALE_BITS
     return np.array([v / scale for v in total], dtype=np.float64).reshape(n_rows, n_tasks)
@@ -316,12 +313,10 @@ def feature_batch(
     channel.send(
         label_party,
         Topics.V_OPEN,
-        {"raw": [a + b for a, b in zip(raw, z, strict=True)]},
+        Revealed([a + b for a, b in zip(raw, z, strict=True)]),
         round=ctx.batch,
     )
-    opened = _raw_ints(
-        channel.recv(label_party, Topics.G_OPEN), Topics.G_OPEN, label_party, x.shape[1]
-    )
+    opened = _revealed(channel, label_party, Topics.G_OPEN, x.shape[1])
     return np.asarray(kept.unmask(opened, what="gradient") / m, dtype=np.float64)
 
 
@@ -335,14 +330,14 @@ def feature_scores(
     expected_nonce: str,
 ) -> None:
     """Answer one score request: u_j = X_j W_j on the requested rows, with zero-sum masks."""
-    request = channel.recv(label_party, Topics.SCORE_REQUEST)
-    if not isinstance(request, dict) or request.get("n_rows") != x.shape[0]:
+    request = expect(channel, label_party, Topics.SCORE_REQUEST, ScoreRequest)
+    if request.n_rows != x.shape[0]:
         raise VflError(
-            f"{label_party} asked for scores on {request.get('n_rows') if isinstance(request, dict) else '?'} rows, this party holds {x.shape[0]}"
+            f"{label_party} asked for scores on {request.n_rows} rows, this party holds {x.shape[0]}"
         )
-    if request.get("nonce") != expected_nonce:
+    if request.nonce != expected_nonce:
         raise VflError(
-            f"score request out of step: expected {expected_nonce!r}, got {request.get('nonce')!r}"
+            f"score request out of step: expected {expected_nonce!r}, got {request.nonce!r}"
         )
     u = (x @ w).ravel()
     if np.any(np.abs(u) >= 2.0**GRADIENT_BOUND_BITS):
@@ -350,4 +345,4 @@ def feature_scores(
     raw = [int(v) for v in np.round(u * float(1 << SCORE_SCALE_BITS))]
     bits = GRADIENT_BOUND_BITS + SCORE_SCALE_BITS + MASK_SLACK_BITS
     z = zero_sum.masks(f"scores/{expected_nonce}", len(raw), bits=bits)
-    channel.send(label_party, Topics.SCORES, {"raw": [a + b for a, b in zip(raw, z, strict=True)]})
+    channel.send(label_party, Topics.SCORES, Revealed([a + b for a, b in zip(raw, z, strict=True)]))
