@@ -220,6 +220,7 @@ class HeteroLRLabelParty:
         task: int,
         beta_public: bool,
     ) -> np.ndarray:
+        """Train one binary task: epochs of batches, validation, early stopping; best weights."""
         cfg = self.config
         weight = (
             _math.balanced_weights(y[train])
@@ -228,63 +229,19 @@ class HeteroLRLabelParty:
         )
         w = np.zeros(x.shape[1])
         best_w, best_loss, stale = w.copy(), np.inf, 0
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.epochs, desc=f"hetero LR task {task}", unit="epoch")
+        bar = self._progress_bar(task)
         for epoch in range(cfg.epochs):
             start = time.perf_counter()
             lr = _math.learning_rate(
                 cfg.learning_rate, schedule=cfg.lr_schedule, decay=cfg.lr_decay, epoch=epoch
             )
-            for b, rows in enumerate(
-                _math.batches(
-                    train.size, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch, task=task
-                )
-            ):
-                idx = train[rows]
-                alpha, beta = _math.linearise(
-                    x[idx] @ w, y[idx], weight[rows], approximation=cfg.approximation
-                )
-                beta = np.broadcast_to(beta, alpha.shape).astype(np.float64)
-                grad = label_batch(
-                    channel,
-                    owner=owner,
-                    feature_keys=keys,
-                    feature_columns=self._columns_of,
-                    x=x[idx],
-                    alpha=alpha,
-                    beta=beta,
-                    beta_public=beta_public,
-                    ctx=BatchContext(task, epoch, b),
-                )
-                w = _math.apply_penalty(
-                    w,
-                    grad,
-                    lr=lr,
-                    penalty=cfg.penalty,
-                    alpha=cfg.alpha,
-                    free=1 if cfg.fit_intercept else 0,
-                )
+            w = self._train_epoch(
+                channel, owner, keys, x, y, weight, train, w, task, epoch, lr, beta_public
+            )
             record: dict[str, Any] = {"task": task, "epoch": epoch, "learning_rate": lr}
             best = True
             if val.size:
-                z = (
-                    x[val] @ w
-                    + label_scores(
-                        channel,
-                        feature_parties=self.feature_parties_,
-                        n_rows=val.size,
-                        n_tasks=1,
-                        nonce=f"val/{task}/{epoch}",
-                    )[:, 0]
-                )
-                p = _math.sigmoid(z)
-                loss = metrics.log_loss(y[val], p)
-                record["val_logloss"] = loss
-                if 0 < y[val].sum() < val.size:
-                    record["val_auc"] = metrics.auc(y[val], p)
+                loss = self._validate(channel, x, y, val, w, task, epoch, record)
                 best = loss < best_loss - cfg.tol
                 if best:
                     best_w, best_loss, stale = w.copy(), loss, 0
@@ -301,38 +258,123 @@ class HeteroLRLabelParty:
                 peers=self.feature_parties_,
             )
             record["seconds"] = time.perf_counter() - start
-            sent = getattr(channel, "bytes_sent", None)
-            if isinstance(sent, int):
-                record["bytes_sent"] = sent
-            self.history_.append(record)
-            if self._on_epoch is not None:
-                values = {k: float(v) for k, v in record.items() if k.startswith("val_")}
-                if "val_logloss" in values:
-                    values["loss"] = values["val_logloss"]
-                self._on_epoch(
-                    {
-                        "round": len(self.history_),
-                        "task": task,
-                        "epoch": epoch + 1,
-                        "metrics": values,
-                        "seconds": record["seconds"],
-                    }
-                )
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("val_")})
-                bar.update(1)
-            logger.info(
-                "hetero LR %s",
-                " ".join(
-                    f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in record.items()
-                ),
-            )
+            self._report_epoch(channel, record, bar)
             if stop:
                 break
         if bar is not None:
             bar.close()
         return best_w
+
+    def _progress_bar(self, task: int) -> Any:
+        """A tqdm bar over the epochs of ``task`` when ``progress`` is on, else ``None``."""
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.epochs, desc=f"hetero LR task {task}", unit="epoch")
+
+    def _train_epoch(
+        self,
+        channel: Channel,
+        owner: Any,
+        keys: dict[str, Any],
+        x: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        train: np.ndarray,
+        w: np.ndarray,
+        task: int,
+        epoch: int,
+        lr: float,
+        beta_public: bool,
+    ) -> np.ndarray:
+        """One pass over the training rows in the shared batch order; the updated weights."""
+        cfg = self.config
+        for b, rows in enumerate(
+            _math.batches(
+                train.size, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch, task=task
+            )
+        ):
+            idx = train[rows]
+            alpha, beta = _math.linearise(
+                x[idx] @ w, y[idx], weight[rows], approximation=cfg.approximation
+            )
+            beta = np.broadcast_to(beta, alpha.shape).astype(np.float64)
+            grad = label_batch(
+                channel,
+                owner=owner,
+                feature_keys=keys,
+                feature_columns=self._columns_of,
+                x=x[idx],
+                alpha=alpha,
+                beta=beta,
+                beta_public=beta_public,
+                ctx=BatchContext(task, epoch, b),
+            )
+            w = _math.apply_penalty(
+                w,
+                grad,
+                lr=lr,
+                penalty=cfg.penalty,
+                alpha=cfg.alpha,
+                free=1 if cfg.fit_intercept else 0,
+            )
+        return w
+
+    def _validate(
+        self,
+        channel: Channel,
+        x: np.ndarray,
+        y: np.ndarray,
+        val: np.ndarray,
+        w: np.ndarray,
+        task: int,
+        epoch: int,
+        record: dict[str, Any],
+    ) -> float:
+        """Validation log-loss (and AUC when both classes occur) into ``record``; the loss."""
+        others = label_scores(
+            channel,
+            feature_parties=self.feature_parties_,
+            n_rows=val.size,
+            n_tasks=1,
+            nonce=f"val/{task}/{epoch}",
+        )
+        p = _math.sigmoid(x[val] @ w + others[:, 0])
+        loss = metrics.log_loss(y[val], p)
+        record["val_logloss"] = loss
+        if 0 < y[val].sum() < val.size:
+            record["val_auc"] = metrics.auc(y[val], p)
+        return float(loss)
+
+    def _report_epoch(self, channel: Channel, record: dict[str, Any], bar: Any) -> None:
+        """History, the ``on_epoch`` callback, the progress bar and the log line of one epoch."""
+        sent = getattr(channel, "bytes_sent", None)
+        if isinstance(sent, int):
+            record["bytes_sent"] = sent
+        self.history_.append(record)
+        if self._on_epoch is not None:
+            values = {k: float(v) for k, v in record.items() if k.startswith("val_")}
+            if "val_logloss" in values:
+                values["loss"] = values["val_logloss"]
+            self._on_epoch(
+                {
+                    "round": len(self.history_),
+                    "task": record["task"],
+                    "epoch": record["epoch"] + 1,
+                    "metrics": values,
+                    "seconds": record["seconds"],
+                }
+            )
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("val_")})
+            bar.update(1)
+        logger.info(
+            "hetero LR %s",
+            " ".join(
+                f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+            ),
+        )
 
     # -- inference --------------------------------------------------------------------------
 
