@@ -171,7 +171,9 @@ class HeteroLRLabelParty:
         keys = {}
         self._columns_of: dict[str, int] = {}
         for party in parties:
-            hello = expect(channel, party, Topics.HELLO, (Hello, Refusal), timeout=self.timeout)
+            hello: Hello | Refusal = expect(
+                channel, party, Topics.HELLO, (Hello, Refusal), timeout=self.timeout
+            )
             if isinstance(hello, Refusal):
                 raise VflError(f"{party} refused the training plan: {hello.error}")
             wire = (
