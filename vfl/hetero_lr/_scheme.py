@@ -4,9 +4,10 @@ The protocol code does arithmetic on "ciphertexts" with ``+``, ``*`` and ``X.T @
 Paillier ``EncryptedArray`` and a plain ``numpy`` array support, so the same protocol runs in both
 modes. What differs is collected here:
 
-* :class:`KeyOwner` -- this party's own key pair: ``encrypt``, ``decrypt_raw`` (exact integers at
-  the fixed-point scale, for masked reveals) and the public part to send to peers.
-* :class:`PeerKey` -- a peer's public key: ``encrypt``, ``rerandomize`` and ``mask``.
+* :class:`KeyOwner` -- this party's own key pair: ``encrypt``, ``decrypt_raw`` (shape-checked,
+  exact residues mod n, for masked reveals) and the public part to send to peers.
+* :class:`PeerKey` -- a peer's public key: ``encrypt``, ``rerandomize``, ``mask`` and ``accept``
+  (check a peer's ciphertexts and declare their public scale and bound).
 
 Masked reveal (every decryption done for another party): the holder of ``[[v]]`` draws masks
 ``R`` uniform modulo the plaintext modulus ``n``, sends ``[[v + R]]`` re-randomised with a full
