@@ -43,12 +43,14 @@ def bank(channel: Channel) -> float:
     channel.send("retailer", "total/key", public_key)  # the receiver needs it to decode below
     channel.send("retailer", "total/flags", public_key.encrypt(FLAGS))
     total: EncryptedArray = channel.recv("retailer", "total/result")
-    return float(private_key.decrypt(total))
+    # Ciphertexts travel without scale or bound: the receiver declares what the protocol fixes
+    # (flags at 32 fractional bits times spend at 32 more: scale 64, a total below 2^40).
+    return float(private_key.decrypt(total.assume(scale=64, bound=1 << 104)))
 
 
 def retailer(channel: Channel) -> None:
     channel.recv("bank", "total/key")
-    flags: EncryptedArray = channel.recv("bank", "total/flags")
+    flags: EncryptedArray = channel.recv("bank", "total/flags").assume(scale=32, bound=1 << 32)
     channel.send("bank", "total/result", (flags * SPEND).sum().rerandomize())
 
 

@@ -6,7 +6,13 @@ Homomorphic identities used (``g = n + 1``, all modulo ``n^2``; Paillier 1999, s
 * ``E(a)^k = E(k*a)``; for ``k < 0`` this is ``(E(a)^(-1))^|k|`` (one inverse, short exponent);
 * ``prod_k E(v_k)^(x_k) = E(sum_k x_k v_k)`` (matrix products, by multi-exponentiation).
 
-Scale and bound: every entry holds ``v = round(x * 2**scale)`` with ``|v| <= bound``. Adding
+Scale and bound: every entry holds ``v = round(x * 2**scale)`` with ``|v| <= bound``. Both are
+public metadata the holder tracks locally; neither travels on the wire (:mod:`._serial`): an
+array read from bytes is *undeclared* (its scale unknown, its bound ``max_int``) until the
+receiver declares the scale and bound the protocol fixes (:meth:`EncryptedArray.assume`), so a
+peer can neither leak a plaintext statistic through them nor make the receiver trust its own.
+``encrypt(x, bound=B)`` sets a public bound ``B`` (and refuses values above it) instead of the
+data-dependent ``max |v|``. Adding
 aligns scales (multiplying the lower one by ``2**d``) and adds bounds; multiplying by a plaintext
 encoded at scale ``t`` adds ``t`` to the scale and multiplies the bound by the largest ``|k|``;
 ``A @ enc`` multiplies it by ``max_i sum_l |A_il|``; ``sum`` by the number of summands. Any
@@ -52,10 +58,23 @@ def encrypt_array(
     *,
     encoding: FixedPointEncoding,
     obfuscate: Callable[[int], list[Any]],
+    bound: int | None = None,
 ) -> EncryptedArray:
-    """Encode ``x`` and encrypt each value as ``(1 + (v mod n)*n) * obfuscator mod n^2``."""
+    """Encode ``x`` and encrypt each value as ``(1 + (v mod n)*n) * obfuscator mod n^2``.
+
+    ``bound``: a public bound on ``|v|`` (at the encoding's scale) that the array carries instead
+    of the data-dependent ``max |v|``; a value above it raises :class:`CryptoUsageError`.
+    """
     ints = encode_ints(x, scale=encoding.precision_bits)
-    bound = max_abs(ints)
+    largest = max_abs(ints)
+    if bound is not None:
+        if largest > bound:
+            raise CryptoUsageError(
+                f"a value exceeds the declared bound of {bound.bit_length()} bits at precision "
+                f"{encoding.precision_bits}"
+            )
+    else:
+        bound = largest
     if bound > public_key.max_int:
         raise CryptoUsageError(
             f"value does not fit the plaintext space: needs {bound.bit_length()} bits at precision "
@@ -95,7 +114,7 @@ def decode_plaintexts(
     return decode_ints(signed, scale=scale, shape=shape)
 
 
-def _check_bound(public_key: PaillierPublicKey, bound: int, scale: int) -> None:
+def _check_bound(public_key: PaillierPublicKey, bound: int, scale: int | None) -> None:
     """Raise :class:`CryptoUsageError` when ``bound > max_int`` (the result could wrap)."""
     if bound > public_key.max_int:
         raise CryptoUsageError(
@@ -118,7 +137,7 @@ class EncryptedArray:
         public_key: PaillierPublicKey,
         ciphertexts: npt.NDArray[Any],
         *,
-        scale: int,
+        scale: int | None,
         bound: int,
         encoding: FixedPointEncoding | None = None,
     ) -> None:
@@ -132,6 +151,7 @@ class EncryptedArray:
     def _new(
         self, cts: npt.NDArray[Any], *, scale: int | None = None, bound: int | None = None
     ) -> EncryptedArray:
+        """Same key and encoding; scale and bound kept unless given (shape ops keep undeclared)."""
         return EncryptedArray(
             self._key,
             cts,
@@ -159,8 +179,38 @@ class EncryptedArray:
 
     @property
     def scale(self) -> int:
-        """Fixed-point scale in bits: entries hold ``round(x * 2**scale)``."""
+        """Fixed-point scale in bits: entries hold ``round(x * 2**scale)``.
+
+        Raises :class:`CryptoUsageError` for an undeclared array (read from bytes): the receiver
+        declares the protocol's scale with :meth:`assume` first.
+        """
+        if self._scale is None:
+            raise CryptoUsageError(
+                "the ciphertexts' scale is undeclared: call assume(scale=..., bound=...) with the "
+                "values the protocol fixes"
+            )
         return self._scale
+
+    @property
+    def declared(self) -> bool:
+        """False for an array read from bytes whose scale and bound are not yet declared."""
+        return self._scale is not None
+
+    def assume(
+        self, *, scale: int, bound: int, encoding: FixedPointEncoding | None = None
+    ) -> EncryptedArray:
+        """The same ciphertexts with the public ``scale`` and ``bound`` the receiver knows.
+
+        The receiver of an array sets them from the protocol configuration, never from the
+        sender (the wire carries neither). ``bound`` is not checked against the plaintexts
+        (only the key owner could); a protocol that decrypts a peer's values masks them and
+        checks the bound after unmasking.
+        """
+        if scale < 0:
+            raise CryptoUsageError(f"scale must be >= 0, got {scale}")
+        return EncryptedArray(
+            self._key, self._c, scale=scale, bound=bound, encoding=encoding or self._encoding
+        )
 
     @property
     def bound(self) -> int:
@@ -182,7 +232,10 @@ class EncryptedArray:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"EncryptedArray(shape={self.shape}, scale={self._scale}, key={self._key.fingerprint[:16]})"
+        scale = "undeclared" if self._scale is None else self._scale
+        return (
+            f"EncryptedArray(shape={self.shape}, scale={scale}, key={self._key.fingerprint[:16]})"
+        )
 
     # -- shape operations ----------------------------------------------------------------------
     def __getitem__(self, idx: Any) -> EncryptedArray:
@@ -219,7 +272,7 @@ class EncryptedArray:
     @timed
     def rescaled(self, scale: int) -> EncryptedArray:
         """The same values at a scale ``>= self.scale``: ``E(v)^(2^d)`` (exact, short exponent)."""
-        d = scale - self._scale
+        d = scale - self.scale
         if d < 0:
             raise CryptoUsageError("cannot lower the scale of ciphertexts")
         if d == 0:
@@ -247,7 +300,7 @@ class EncryptedArray:
     def _add_ints(self, ints: npt.NDArray[Any]) -> EncryptedArray:
         n, nsq = self._key.n, self._key.nsquare
         bound = self._bound + max_abs(ints)
-        _check_bound(self._key, bound, self._scale)
+        _check_bound(self._key, bound, self.scale)
         flat = [(n * (v % n) + 1) % nsq for v in ints.reshape(-1).tolist()]
         gm = _object_array(flat, ints.shape)
         cts = self._broadcast(lambda: self._c * gm % nsq)
@@ -255,11 +308,11 @@ class EncryptedArray:
 
     def _add_encrypted(self, other: EncryptedArray, *, negate: bool) -> EncryptedArray:
         self._check_same_key(other)
-        scale = max(self._scale, other._scale)
+        scale = max(self.scale, other.scale)
         a, b = self.rescaled(scale), other.rescaled(scale)
         nsq = self._key.nsquare
         bound = a._bound + b._bound
-        _check_bound(self._key, bound, self._scale)
+        _check_bound(self._key, bound, scale)
         bc = _INVERT(b._c, nsq) if negate else b._c
         return self._new(self._broadcast(lambda: a._c * bc % nsq), scale=scale, bound=bound)
 
@@ -267,7 +320,7 @@ class EncryptedArray:
     def __add__(self, other: Any) -> EncryptedArray:
         if isinstance(other, EncryptedArray):
             return self._add_encrypted(other, negate=False)
-        return self._add_ints(self._plain_ints(other, scale=self._scale))
+        return self._add_ints(self._plain_ints(other, scale=self.scale))
 
     __radd__ = __add__
 
@@ -275,7 +328,7 @@ class EncryptedArray:
     def __sub__(self, other: Any) -> EncryptedArray:
         if isinstance(other, EncryptedArray):
             return self._add_encrypted(other, negate=True)
-        return self._add_ints(-self._plain_ints(other, scale=self._scale))
+        return self._add_ints(-self._plain_ints(other, scale=self.scale))
 
     @timed
     def __rsub__(self, other: Any) -> EncryptedArray:
@@ -299,7 +352,7 @@ class EncryptedArray:
         """``E(v)^k`` elementwise with broadcasting; negative ``k`` through the inverse."""
         ks, t = self._multiplier(other)
         bound = self._bound * max_abs(ks)
-        scale = self._scale + t
+        scale = self.scale + t
         _check_bound(self._key, bound, scale)
         cts = self._broadcast(lambda: _POWMOD(self._c, ks, self._key.nsquare))
         return self._new(cts, scale=scale, bound=bound)
@@ -319,7 +372,7 @@ class EncryptedArray:
             raise CryptoUsageError(f"matmul shape mismatch: {ks.shape} @ {self.shape}")
         row_sums = [sum(abs(int(v)) for v in row) for row in a2.tolist()]
         bound = self._bound * max(row_sums, default=0)
-        scale = self._scale + t
+        scale = self.scale + t
         _check_bound(self._key, bound, scale)
         out = left_matmul(a2, c2, self._key.nsquare, processes)
         if ks.ndim == 1:
@@ -356,7 +409,7 @@ class EncryptedArray:
         arr = self._c.reshape(-1) if axis is None else np.moveaxis(self._c, axis, -1)
         length = arr.shape[-1] if arr.ndim else 1
         bound = self._bound * length
-        _check_bound(self._key, bound, self._scale)
+        _check_bound(self._key, bound, self.scale)
         rows = (
             arr.reshape(-1, length)
             if length
@@ -395,17 +448,34 @@ class EncryptedArray:
 
     # -- serialisation -------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Versioned bytes (layout in :mod:`._serial`): header, scale, bound, shape, ciphertexts."""
+        """Versioned bytes (layout in :mod:`._serial`): header, shape, ciphertexts; no scale or bound."""
         from crypto.paillier._serial import array_to_bytes
 
         return array_to_bytes(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes, public_key: PaillierPublicKey) -> EncryptedArray:
-        """Inverse of :meth:`to_bytes`; bad, truncated or other-key bytes raise :class:`InvalidCiphertext`."""
+    def from_bytes(
+        cls,
+        data: bytes,
+        public_key: PaillierPublicKey,
+        *,
+        scale: int | None = None,
+        bound: int | None = None,
+        encoding: FixedPointEncoding | None = None,
+    ) -> EncryptedArray:
+        """Inverse of :meth:`to_bytes`; bad, truncated or other-key bytes raise :class:`InvalidCiphertext`.
+
+        The array is undeclared unless the receiver passes the ``scale`` and ``bound`` it knows
+        (the same as :meth:`assume`).
+        """
         from crypto.paillier._serial import array_from_bytes
 
-        return array_from_bytes(data, public_key)
+        arr = array_from_bytes(data, public_key)
+        if scale is None:
+            return arr
+        return arr.assume(
+            scale=scale, bound=public_key.max_int if bound is None else bound, encoding=encoding
+        )
 
     # -- phe interop ---------------------------------------------------------------------------
     def to_phe(self) -> npt.NDArray[Any]:

@@ -204,6 +204,7 @@ class PaillierPublicKey:
         pool: ObfuscatorPool | None = None,
         obfuscator: str = "standard",
         processes: int | None = None,
+        bound: int | None = None,
     ) -> EncryptedArray:
         """Encrypt a float or integer array (any shape) or scalar.
 
@@ -211,7 +212,8 @@ class PaillierPublicKey:
         :class:`FixedPointEncoding`) and ``E(v mod n)``. ``pool`` takes the obfuscators from an
         :class:`ObfuscatorPool` (the online path: one multiplication per value); otherwise they
         are computed now with ``obfuscator`` (``"standard"`` default, or ``"djn"``), over
-        ``processes`` worker processes when given.
+        ``processes`` worker processes when given. ``bound``: a public bound on ``|v|`` the
+        array carries instead of the data's ``max |v|`` (a value above it is refused).
         """
         from crypto.paillier._encrypted import encrypt_array
 
@@ -219,7 +221,7 @@ class PaillierPublicKey:
             pool=pool, rng=rng, obfuscator=obfuscator, processes=processes
         )
         return encrypt_array(
-            self, x, encoding=encoding or FixedPointEncoding(), obfuscate=obfuscate
+            self, x, encoding=encoding or FixedPointEncoding(), obfuscate=obfuscate, bound=bound
         )
 
     @timed

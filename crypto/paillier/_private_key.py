@@ -167,6 +167,7 @@ class PaillierPrivateKey:
         encoding: FixedPointEncoding | None = None,
         rng: RandomSource | None = None,
         processes: int | None = None,
+        bound: int | None = None,
     ) -> EncryptedArray:
         """The key owner's encryption: like :meth:`PaillierPublicKey.encrypt`, CRT obfuscators."""
         from crypto.paillier._encrypted import encrypt_array
@@ -175,7 +176,11 @@ class PaillierPrivateKey:
             return self.raw_obfuscators(count, rng=rng, processes=processes)
 
         return encrypt_array(
-            self.public_key, x, encoding=encoding or FixedPointEncoding(), obfuscate=obfuscate
+            self.public_key,
+            x,
+            encoding=encoding or FixedPointEncoding(),
+            obfuscate=obfuscate,
+            bound=bound,
         )
 
     @timed

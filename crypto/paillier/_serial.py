@@ -12,15 +12,20 @@ Private key (the owner's own key file only)::
 
 Ciphertext arrays start with a common header, then a kind-specific body::
 
-    b"PAEA" | version u8 = 1 | kind u8 | fingerprint (32 bytes, SHA-256 of the public key bytes)
-    kind 1 (EncryptedArray):       scale u32 | precision_bits u16 | len(bound) u16 | bound
-                                   | ndim u8 | dims u64 * ndim | ciphertexts W * prod(dims)
+    b"PAEA" | version u8 = 2 | kind u8 | fingerprint (32 bytes, SHA-256 of the public key bytes)
+    kind 1 (EncryptedArray):       ndim u8 | dims u64 * ndim | ciphertexts W * prod(dims)
     kind 2 (PackedEncryptedArray): slot_bits u16 | value_bits u16 | precision_bits u16
                                    | weight u32 | ndim u8 | dims u64 * ndim | count u64
                                    | ciphertexts W * count
 
 The public key travels once (its own message); arrays carry only its fingerprint, and
 ``from_bytes(data, public_key)`` refuses bytes made under another key.
+
+Version 2 dropped the scale, precision and bound of kind 1 (version 1 carried the exact
+``max |v|`` of the plaintexts, a data-dependent statistic, and let the sender declare the scale).
+An array read from bytes is undeclared until the receiver sets the scale and bound its protocol
+fixes (``EncryptedArray.assume``). The packed kind's layout and weight are public protocol
+parameters (slot widths, number of summands), not statistics of the data.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ __all__ = [
     "array_from_bytes",
 ]
 
-VERSION = 1
+VERSION = 2
 ARRAY_MAGIC = b"PAEA"
 KIND_ARRAY = 1
 KIND_PACKED = 2
@@ -139,17 +144,18 @@ def ciphertexts_from_bytes(data: bytes, *, count: int, width: int, n: Any) -> np
 
 
 def array_to_bytes(arr: EncryptedArray) -> bytes:
-    """Kind 1 layout (module docstring): header, scale, precision, bound, shape, ciphertexts."""
+    """Kind 1 layout (module docstring): header, shape, ciphertexts (no scale, no bound)."""
     key = arr.public_key
     header = ARRAY_MAGIC + bytes([VERSION, KIND_ARRAY]) + bytes.fromhex(key.fingerprint)
-    meta = struct.pack(">IH", arr.scale, arr.encoding.precision_bits) + pack_uint(arr.bound)
     body = ciphertexts_to_bytes(arr.raw_ciphertexts(), key.ciphertext_bytes)
-    return header + meta + shape_to_bytes(arr.shape) + body
+    return header + shape_to_bytes(arr.shape) + body
 
 
 def array_from_bytes(data: bytes, public_key: PaillierPublicKey) -> EncryptedArray:
-    """Inverse of :func:`array_to_bytes`; anything malformed raises :class:`InvalidCiphertext`."""
-    from crypto.paillier._encoding import FixedPointEncoding
+    """Inverse of :func:`array_to_bytes`: an undeclared array (scale unknown, bound ``max_int``).
+
+    Anything malformed raises :class:`InvalidCiphertext`.
+    """
     from crypto.paillier._encrypted import EncryptedArray
 
     reader = Reader(data, what="Paillier ciphertext array")
@@ -158,20 +164,10 @@ def array_from_bytes(data: bytes, public_key: PaillierPublicKey) -> EncryptedArr
         raise reader.fail("wrong magic, version or kind")
     if reader.take(32) != bytes.fromhex(public_key.fingerprint):
         raise reader.fail("made under another public key")
-    scale, precision = reader.unpack("IH")
-    bound = reader.prefixed_int()
     shape = reader.shape()
-    if bound > public_key.max_int or precision > 1024:
-        raise reader.fail("bound or precision out of range")
     width = public_key.ciphertext_bytes
     count = int(np.prod(shape, dtype=object)) if shape else 1
     if count * width != reader.remaining():
         raise reader.fail("wrong length")
     cts = ciphertexts_from_bytes(reader.rest(), count=count, width=width, n=public_key.n)
-    return EncryptedArray(
-        public_key,
-        cts.reshape(shape),
-        scale=int(scale),
-        bound=bound,
-        encoding=FixedPointEncoding(int(precision)),
-    )
+    return EncryptedArray(public_key, cts.reshape(shape), scale=None, bound=public_key.max_int)

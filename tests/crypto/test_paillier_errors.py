@@ -168,6 +168,7 @@ def test_gap_plaintext_is_detected_on_decryption() -> None:
         pub.encrypt([0.0]).to_bytes()[: -pub.ciphertext_bytes]
         + c.to_bytes(pub.ciphertext_bytes, "big"),
         pub,
+        scale=32,
     )
     with pytest.raises(InvalidCiphertext):
         priv.decrypt(forged)

@@ -67,7 +67,9 @@ def test_seeded_vector_bytes_round_trip() -> None:
     cts[:] = [gmpy2.mpz(int(c)) for c in seeded["ciphertexts"]]
     bound = max(abs(round(v * 2 ** seeded["precision_bits"])) for v in seeded["values"])
     enc = EncryptedArray(priv.public_key, cts, scale=seeded["precision_bits"], bound=bound)
-    again = EncryptedArray.from_bytes(enc.to_bytes(), priv.public_key)
+    again = EncryptedArray.from_bytes(
+        enc.to_bytes(), priv.public_key, scale=seeded["precision_bits"], bound=bound
+    )
     assert again.raw_ciphertexts() == enc.raw_ciphertexts()
     np.testing.assert_array_equal(priv.decrypt(again), np.array(seeded["values"]))
 

@@ -260,10 +260,37 @@ def test_serialisation_round_trip() -> None:
     pub, priv = keys()
     x = np.arange(6.0).reshape(2, 3) / 3
     enc = pub.encrypt(x) * 2.5
-    again = EncryptedArray.from_bytes(enc.to_bytes(), pub)
+    wire = EncryptedArray.from_bytes(enc.to_bytes(), pub)
+    assert not wire.declared and wire.bound == pub.max_int  # the wire carries no scale or bound
+    again = wire.assume(scale=enc.scale, bound=enc.bound)
     assert again.shape == enc.shape and again.scale == enc.scale and again.bound == enc.bound
     np.testing.assert_array_equal(priv.decrypt(again), priv.decrypt(enc))
     assert len(enc.to_bytes()) > 6 * pub.ciphertext_bytes
+
+
+def test_wire_bytes_carry_no_plaintext_statistic() -> None:
+    """Version 2: the bytes are header, shape and ciphertexts only, whatever the values."""
+    pub, priv = keys()
+    small, large = pub.encrypt(np.array([0.001, 0.0])), pub.encrypt(np.array([1e6, -3.0]))
+    assert small.bound != large.bound  # tracked locally from the data ...
+    header = 4 + 2 + 32 + 1 + 8  # magic, version/kind, fingerprint, ndim, one dim
+    for enc in (small, large):
+        data = enc.to_bytes()
+        assert data[4] == 2 and len(data) == header + 2 * pub.ciphertext_bytes  # ... never sent
+        assert data[header:] == b"".join(
+            int(c).to_bytes(pub.ciphertext_bytes, "big") for c in enc.raw_ciphertexts()
+        )
+    # A public bound replaces the data's max |v|; values above it are refused.
+    assert pub.encrypt(np.array([0.5]), bound=1 << 40).bound == 1 << 40
+    with pytest.raises(CryptoUsageError, match="declared bound"):
+        pub.encrypt(np.array([2.0]), bound=1 << 32)
+    # An undeclared array refuses arithmetic and decryption until the receiver declares.
+    wire = EncryptedArray.from_bytes(small.to_bytes(), pub)
+    for op in (lambda: wire * 2, lambda: wire + 1.0, lambda: priv.decrypt(wire)):
+        with pytest.raises(CryptoUsageError, match="undeclared"):
+            op()
+    declared = EncryptedArray.from_bytes(small.to_bytes(), pub, scale=32, bound=1 << 40)
+    np.testing.assert_allclose(priv.decrypt(declared), [0.001, 0.0], atol=1e-9)
     assert PaillierPublicKey.from_bytes(pub.to_bytes()) == pub
     assert PaillierPrivateKey.from_bytes(priv.to_bytes()) == priv
     assert len(pub.fingerprint) == 64

@@ -24,6 +24,8 @@ __all__ = ["A", "B", "bank", "retailer", "KEY_BITS"]
 KEY_BITS = 512  # small, explicitly insecure key: tests only
 A = np.array([1.5, -2.25, 3.0, 0.0, 10.0])
 B = np.array([0.5, 0.25, -1.0, 7.0, -3.5])
+# The public bound both parties assume on |v| at scale 32 (values below 2^20; sums of 5 of them).
+BOUND = 1 << 60
 
 
 def bank(channel: Channel) -> dict[str, Any]:
@@ -32,14 +34,17 @@ def bank(channel: Channel) -> dict[str, Any]:
     )
     channel.send("retailer", "example/public-key", public)
     channel.send("retailer", "example/a", public.encrypt(A), round=1)
-    total = private.decrypt(channel.recv("retailer", "example/sum"))
-    elementwise = private.decrypt(channel.recv("retailer", "example/a+b"))
+    # Ciphertexts arrive without scale or bound; the bank declares the ones the protocol fixes.
+    total = private.decrypt(channel.recv("retailer", "example/sum").assume(scale=32, bound=BOUND))
+    elementwise = private.decrypt(
+        channel.recv("retailer", "example/a+b").assume(scale=32, bound=BOUND)
+    )
     return {"sum": float(np.asarray(total).reshape(-1)[0]), "a+b": elementwise.tolist()}
 
 
 def retailer(channel: Channel) -> str:
     channel.recv("bank", "example/public-key")
-    enc_a = channel.recv("bank", "example/a")
+    enc_a = channel.recv("bank", "example/a").assume(scale=32, bound=BOUND)
     enc_ab = enc_a + B
     channel.send("bank", "example/sum", enc_ab.sum(), round=1)
     channel.send("bank", "example/a+b", enc_ab, round=1)

@@ -70,7 +70,7 @@ def test_three_parties_match_central_reference_and_g_learns_only_sums() -> None:
     # Scores reach G only masked by zero-sum masks: each party's message alone is far from its u_j.
     for message in net.transcript.received_by("bank"):
         if message.topic == "hetero_lr/scores":
-            raw = np.array([float(v) for v in message.payload["raw"]]) / 2.0**40
+            raw = np.array([float(v) for v in message.payload.values]) / 2.0**40
             assert np.max(np.abs(raw)) > 1e6
 
 
@@ -203,3 +203,28 @@ def test_config_errors_name_the_key() -> None:
         HeteroLRConfig.from_mapping({"penalty": "l3"})
     with pytest.raises(ConfigError, match="crypto.key_bits must be >= 2048"):
         CryptoSettings(key_bits=1024)
+
+
+def test_parties_with_different_precision_are_refused() -> None:
+    """Scales are derived by each receiver from crypto.precision_bits (the wire carries none):
+    a feature party configured with another precision refuses the plan before any data moves."""
+    g, h = breast(200)
+    label = HeteroLRLabelParty(
+        HeteroLRConfig(epochs=1, batch_size=96, crypto=PLAIN), id_column="id"
+    )
+    other = CryptoSettings(scheme=SchemeName.PLAIN, precision_bits=24)
+    feature = HeteroLRFeatureParty(
+        HeteroLRConfig(epochs=1, batch_size=96, crypto=other), id_column="id"
+    )
+    net = InMemoryNetwork(["bank", "retailer"], job_id="precision", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises((ConfigError, VflError), match="precision_bits differ"):
+            run_parties(
+                {
+                    "bank": lambda ch: label.fit(g, channel=ch),
+                    "retailer": lambda ch: feature.fit(h, channel=ch, label_party="bank"),
+                },
+                network=net,
+                timeout=60,
+            )

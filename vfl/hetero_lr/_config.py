@@ -213,4 +213,7 @@ class HeteroLRConfig:
             "seed": self.seed,
             "approximation": self.approximation.value,
             "scheme": self.crypto.scheme.value,
+            # Every receiver derives the fixed-point scales of what it receives from this (the
+            # wire carries none), so the parties must agree on it.
+            "precision_bits": self.crypto.precision_bits,
         }

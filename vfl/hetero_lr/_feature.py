@@ -17,6 +17,7 @@ from protocols.channel import Channel
 from vfl.errors import ConfigError, VflError
 from vfl.hetero_lr import _math
 from vfl.hetero_lr._config import HeteroLRConfig
+from vfl.hetero_lr._messages import EpochEnd, Hello, Refusal, Setup, expect, validate
 from vfl.hetero_lr._model import default_columns, feature_matrix, read_model, write_model
 from vfl.hetero_lr._precompute import IdleChannel
 from vfl.hetero_lr._protocol import (
@@ -63,7 +64,7 @@ class HeteroLRFeatureParty:
         )
 
     def _refuse(self, channel: Channel, label_party: str, message: str) -> VflError:
-        channel.send(label_party, Topics.HELLO, {"error": message})
+        channel.send(label_party, Topics.HELLO, Refusal(message))
         return ConfigError(message)
 
     def fit(
@@ -86,23 +87,28 @@ class HeteroLRFeatureParty:
         raw_x = feature_matrix(df, self.columns_)
         self.mean_, self.std_ = _math.standardise_fit(raw_x)
         x = self._design(df)
-        setup = channel.recv(label_party, Topics.SETUP, timeout=self.timeout)
-        if not isinstance(setup, dict) or setup.get("version") != PROTOCOL_VERSION:
+        received = channel.recv(label_party, Topics.SETUP, timeout=self.timeout)
+        if not isinstance(received, Setup) or received.version != PROTOCOL_VERSION:
             raise self._refuse(
                 channel, label_party, f"{label_party} speaks another hetero LR protocol version"
             )
-        if setup.get("plan") != cfg.plan():
-            diff = sorted(k for k in cfg.plan() if setup.get("plan", {}).get(k) != cfg.plan()[k])
+        try:
+            validate(received, label_party, Topics.SETUP)
+        except VflError as exc:
+            raise self._refuse(channel, label_party, str(exc)) from None
+        setup = received
+        if setup.plan != cfg.plan():
+            diff = sorted(k for k in cfg.plan() if setup.plan.get(k) != cfg.plan()[k])
             raise self._refuse(
                 channel,
                 label_party,
                 f"the parties run different job settings: {', '.join(diff)} differ",
             )
-        if setup.get("n_rows") != x.shape[0]:
+        if setup.n_rows != x.shape[0]:
             raise self._refuse(
                 channel,
                 label_party,
-                f"row counts differ: {label_party} has {setup.get('n_rows')}, {channel.party} has {x.shape[0]}; align both by PSI first",
+                f"row counts differ: {label_party} has {setup.n_rows}, {channel.party} has {x.shape[0]}; align both by PSI first",
             )
         need = _math.min_batch_size(x.shape[1])
         if cfg.batch_size < need:
@@ -111,16 +117,15 @@ class HeteroLRFeatureParty:
                 label_party,
                 f"model.batch_size must be >= {need} for {channel.party}'s {x.shape[1]} columns: smaller batches reveal too much through gradients",
             )
-        parties = list(setup["feature_parties"])
+        parties = list(setup.feature_parties)
+        label_columns = setup.label_columns
         if channel.party not in parties:
             raise self._refuse(
                 channel, label_party, f"{channel.party} is not among the feature parties {parties}"
             )
         label_key = peer_key(
             cfg.crypto,
-            channel.recv(label_party, Topics.KEY, timeout=self.timeout)
-            if setup.get("key_bits")
-            else None,
+            channel.recv(label_party, Topics.KEY, timeout=self.timeout) if setup.key_bits else None,
             rng=self.rng,
         )
         owner = make_owner(cfg.crypto, rng=self.rng)
@@ -132,25 +137,35 @@ class HeteroLRFeatureParty:
         channel.send(
             label_party,
             Topics.HELLO,
-            {"version": PROTOCOL_VERSION, "n_rows": x.shape[0], "n_features": x.shape[1]},
+            Hello(version=PROTOCOL_VERSION, n_rows=x.shape[0], n_features=x.shape[1]),
         )
         if owner.public.wire is not None:
             channel.send(label_party, Topics.KEY, owner.public.wire)
         others = [p for p in parties if p != channel.party]
         zero_sum = ZeroSum.exchange(channel, parties, rng=self.rng)
         self.label_party_, self.feature_parties_ = label_party, parties
-        n_tasks = int(setup["n_tasks"])
-        beta_constant = _math.TAYLOR_SLOPE if setup["beta_public"] else None
+        n_tasks = setup.n_tasks
+        beta_constant = _math.TAYLOR_SLOPE if setup.beta_public else None
         idle = threading.Event()
         ch = IdleChannel(channel, idle)
         owner.public.start_precompute(per_batch=cfg.batch_size, idle=idle)
-        if others:
-            label_key.start_precompute(per_batch=cfg.batch_size, idle=idle)
+        label_key.start_precompute(
+            per_batch=cfg.batch_size if others else 0, idle=idle, masks_per_batch=x.shape[1]
+        )
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self._on_epoch = on_epoch
         try:
             self._train(
-                ch, label_party, owner, label_key, others, zero_sum, x, n_tasks, beta_constant
+                ch,
+                label_party,
+                owner,
+                label_key,
+                others,
+                zero_sum,
+                x,
+                n_tasks,
+                beta_constant,
+                label_columns,
             )
         finally:
             owner.public.stop_precompute()
@@ -170,6 +185,7 @@ class HeteroLRFeatureParty:
         x: np.ndarray,
         n_tasks: int,
         beta_constant: float | None,
+        label_columns: int,
     ) -> None:
         cfg = self.config
         train, val = _math.split_rows(x.shape[0], fraction=cfg.validation_fraction, seed=cfg.seed)
@@ -198,6 +214,7 @@ class HeteroLRFeatureParty:
                         x=x[idx],
                         w=w,
                         beta_constant=beta_constant,
+                        label_columns=label_columns,
                         ctx=BatchContext(task, epoch, b),
                     )
                     w = _math.apply_penalty(w, grad, lr=lr, penalty=cfg.penalty, alpha=cfg.alpha)
@@ -210,7 +227,9 @@ class HeteroLRFeatureParty:
                         w=w[:, None],
                         expected_nonce=f"val/{task}/{epoch}",
                     )
-                decision = channel.recv(label_party, Topics.EPOCH_END, timeout=self.timeout)
+                decision = expect(
+                    channel, label_party, Topics.EPOCH_END, EpochEnd, timeout=self.timeout
+                )
                 rounds += 1
                 if self._on_epoch is not None:
                     self._on_epoch(
@@ -222,9 +241,9 @@ class HeteroLRFeatureParty:
                             "seconds": time.perf_counter() - start,
                         }
                     )
-                if decision.get("best"):
+                if decision.best:
                     best_w = w.copy()
-                if decision.get("stop"):
+                if decision.stop:
                     break
             self.weights_[:, task] = best_w
 

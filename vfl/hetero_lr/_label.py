@@ -18,6 +18,7 @@ from vfl import metrics
 from vfl.errors import ConfigError, VflError
 from vfl.hetero_lr import _math
 from vfl.hetero_lr._config import Approximation, ClassWeight, HeteroLRConfig
+from vfl.hetero_lr._messages import EpochEnd, Hello, Refusal, Setup, expect
 from vfl.hetero_lr._model import default_columns, feature_matrix, read_model, write_model
 from vfl.hetero_lr._precompute import IdleChannel
 from vfl.hetero_lr._protocol import (
@@ -154,31 +155,36 @@ class HeteroLRLabelParty:
         )
         owner = make_owner(cfg.crypto, rng=self.rng)
         self.crypto_ = {"scheme": cfg.crypto.scheme.value, "key_bits": owner.public.key_bits}
-        setup = {
-            "version": PROTOCOL_VERSION,
-            "n_rows": n,
-            "n_tasks": n_tasks,
-            "plan": cfg.plan(),
-            "beta_public": beta_public,
-            "feature_parties": parties,
-            "key_bits": owner.public.key_bits,
-        }
+        setup = Setup(
+            version=PROTOCOL_VERSION,
+            n_rows=n,
+            n_tasks=n_tasks,
+            plan=cfg.plan(),
+            beta_public=beta_public,
+            feature_parties=list(parties),
+            key_bits=owner.public.key_bits,
+            label_columns=x.shape[1],
+        )
         channel.broadcast(Topics.SETUP, setup, peers=parties)
         if owner.public.wire is not None:
             channel.broadcast(Topics.KEY, owner.public.wire, peers=parties)
         keys = {}
+        self._columns_of: dict[str, int] = {}
         for party in parties:
-            hello = channel.recv(party, Topics.HELLO, timeout=self.timeout)
-            if not isinstance(hello, dict) or hello.get("error"):
-                raise VflError(
-                    f"{party} refused the training plan: {hello.get('error') if isinstance(hello, dict) else hello!r}"
-                )
+            hello: Hello | Refusal = expect(
+                channel, party, Topics.HELLO, (Hello, Refusal), timeout=self.timeout
+            )
+            if isinstance(hello, Refusal):
+                raise VflError(f"{party} refused the training plan: {hello.error}")
             wire = (
                 channel.recv(party, Topics.KEY, timeout=self.timeout)
                 if owner.public.wire is not None
                 else None
             )
             keys[party] = peer_key(cfg.crypto, wire, rng=self.rng)
+            if hello.version != PROTOCOL_VERSION or hello.n_rows != n:
+                raise VflError(f"{party} answered with another protocol version or row count")
+            self._columns_of[party] = hello.n_features
         self.feature_parties_ = parties
         self.weights_ = np.zeros((x.shape[1], n_tasks))
         self.history_ = []
@@ -188,6 +194,8 @@ class HeteroLRLabelParty:
         owner.public.start_precompute(
             per_batch=cfg.batch_size * (1 if beta_public else 2), idle=idle
         )
+        for key in keys.values():
+            key.start_precompute(per_batch=0, idle=idle, masks_per_batch=x.shape[1])
         try:
             for task in range(n_tasks):
                 positive = classes[1] if n_tasks == 1 else classes[task]
@@ -197,6 +205,8 @@ class HeteroLRLabelParty:
                 )
         finally:
             owner.public.stop_precompute()
+            for key in keys.values():
+                key.stop_precompute()
         self._fitted = True
         return self
 
@@ -212,6 +222,7 @@ class HeteroLRLabelParty:
         task: int,
         beta_public: bool,
     ) -> np.ndarray:
+        """Train one binary task: epochs of batches, validation, early stopping; best weights."""
         cfg = self.config
         weight = (
             _math.balanced_weights(y[train])
@@ -220,62 +231,19 @@ class HeteroLRLabelParty:
         )
         w = np.zeros(x.shape[1])
         best_w, best_loss, stale = w.copy(), np.inf, 0
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.epochs, desc=f"hetero LR task {task}", unit="epoch")
+        bar = self._progress_bar(task)
         for epoch in range(cfg.epochs):
             start = time.perf_counter()
             lr = _math.learning_rate(
                 cfg.learning_rate, schedule=cfg.lr_schedule, decay=cfg.lr_decay, epoch=epoch
             )
-            for b, rows in enumerate(
-                _math.batches(
-                    train.size, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch, task=task
-                )
-            ):
-                idx = train[rows]
-                alpha, beta = _math.linearise(
-                    x[idx] @ w, y[idx], weight[rows], approximation=cfg.approximation
-                )
-                beta = np.broadcast_to(beta, alpha.shape).astype(np.float64)
-                grad = label_batch(
-                    channel,
-                    owner=owner,
-                    feature_keys=keys,
-                    x=x[idx],
-                    alpha=alpha,
-                    beta=beta,
-                    beta_public=beta_public,
-                    ctx=BatchContext(task, epoch, b),
-                )
-                w = _math.apply_penalty(
-                    w,
-                    grad,
-                    lr=lr,
-                    penalty=cfg.penalty,
-                    alpha=cfg.alpha,
-                    free=1 if cfg.fit_intercept else 0,
-                )
+            w = self._train_epoch(
+                channel, owner, keys, x, y, weight, train, w, task, epoch, lr, beta_public
+            )
             record: dict[str, Any] = {"task": task, "epoch": epoch, "learning_rate": lr}
             best = True
             if val.size:
-                z = (
-                    x[val] @ w
-                    + label_scores(
-                        channel,
-                        feature_parties=self.feature_parties_,
-                        n_rows=val.size,
-                        n_tasks=1,
-                        nonce=f"val/{task}/{epoch}",
-                    )[:, 0]
-                )
-                p = _math.sigmoid(z)
-                loss = metrics.log_loss(y[val], p)
-                record["val_logloss"] = loss
-                if 0 < y[val].sum() < val.size:
-                    record["val_auc"] = metrics.auc(y[val], p)
+                loss = self._validate(channel, x, y, val, w, task, epoch, record)
                 best = loss < best_loss - cfg.tol
                 if best:
                     best_w, best_loss, stale = w.copy(), loss, 0
@@ -288,42 +256,127 @@ class HeteroLRLabelParty:
             )
             channel.broadcast(
                 Topics.EPOCH_END,
-                {"best": bool(best), "stop": bool(stop)},
+                EpochEnd(best=bool(best), stop=bool(stop)),
                 peers=self.feature_parties_,
             )
             record["seconds"] = time.perf_counter() - start
-            sent = channel.bytes_sent
-            if sent is not None:
-                record["bytes_sent"] = sent
-            self.history_.append(record)
-            if self._on_epoch is not None:
-                values = {k: float(v) for k, v in record.items() if k.startswith("val_")}
-                if "val_logloss" in values:
-                    values["loss"] = values["val_logloss"]
-                self._on_epoch(
-                    {
-                        "round": len(self.history_),
-                        "task": task,
-                        "epoch": epoch + 1,
-                        "metrics": values,
-                        "seconds": record["seconds"],
-                    }
-                )
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("val_")})
-                bar.update(1)
-            logger.info(
-                "hetero LR %s",
-                " ".join(
-                    f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in record.items()
-                ),
-            )
+            self._report_epoch(channel, record, bar)
             if stop:
                 break
         if bar is not None:
             bar.close()
         return best_w
+
+    def _progress_bar(self, task: int) -> Any:
+        """A tqdm bar over the epochs of ``task`` when ``progress`` is on, else ``None``."""
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.epochs, desc=f"hetero LR task {task}", unit="epoch")
+
+    def _train_epoch(
+        self,
+        channel: Channel,
+        owner: Any,
+        keys: dict[str, Any],
+        x: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        train: np.ndarray,
+        w: np.ndarray,
+        task: int,
+        epoch: int,
+        lr: float,
+        beta_public: bool,
+    ) -> np.ndarray:
+        """One pass over the training rows in the shared batch order; the updated weights."""
+        cfg = self.config
+        for b, rows in enumerate(
+            _math.batches(
+                train.size, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch, task=task
+            )
+        ):
+            idx = train[rows]
+            alpha, beta = _math.linearise(
+                x[idx] @ w, y[idx], weight[rows], approximation=cfg.approximation
+            )
+            beta = np.broadcast_to(beta, alpha.shape).astype(np.float64)
+            grad = label_batch(
+                channel,
+                owner=owner,
+                feature_keys=keys,
+                feature_columns=self._columns_of,
+                x=x[idx],
+                alpha=alpha,
+                beta=beta,
+                beta_public=beta_public,
+                ctx=BatchContext(task, epoch, b),
+            )
+            w = _math.apply_penalty(
+                w,
+                grad,
+                lr=lr,
+                penalty=cfg.penalty,
+                alpha=cfg.alpha,
+                free=1 if cfg.fit_intercept else 0,
+            )
+        return w
+
+    def _validate(
+        self,
+        channel: Channel,
+        x: np.ndarray,
+        y: np.ndarray,
+        val: np.ndarray,
+        w: np.ndarray,
+        task: int,
+        epoch: int,
+        record: dict[str, Any],
+    ) -> float:
+        """Validation log-loss (and AUC when both classes occur) into ``record``; the loss."""
+        others = label_scores(
+            channel,
+            feature_parties=self.feature_parties_,
+            n_rows=val.size,
+            n_tasks=1,
+            nonce=f"val/{task}/{epoch}",
+        )
+        p = _math.sigmoid(x[val] @ w + others[:, 0])
+        loss = metrics.log_loss(y[val], p)
+        record["val_logloss"] = loss
+        if 0 < y[val].sum() < val.size:
+            record["val_auc"] = metrics.auc(y[val], p)
+        return float(loss)
+
+    def _report_epoch(self, channel: Channel, record: dict[str, Any], bar: Any) -> None:
+        """History, the ``on_epoch`` callback, the progress bar and the log line of one epoch."""
+        sent = channel.bytes_sent
+        if sent is not None:
+            record["bytes_sent"] = sent
+        self.history_.append(record)
+        if self._on_epoch is not None:
+            values = {k: float(v) for k, v in record.items() if k.startswith("val_")}
+            if "val_logloss" in values:
+                values["loss"] = values["val_logloss"]
+            self._on_epoch(
+                {
+                    "round": len(self.history_),
+                    "task": record["task"],
+                    "epoch": record["epoch"] + 1,
+                    "metrics": values,
+                    "seconds": record["seconds"],
+                }
+            )
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("val_")})
+            bar.update(1)
+        logger.info(
+            "hetero LR %s",
+            " ".join(
+                f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+            ),
+        )
 
     # -- inference --------------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ __all__ = [
 
 # A batch must hold at least MIN_BATCH_FACTOR * (features + 1) rows: each revealed gradient is a set
 # of (features) linear combinations of per-sample values, so a batch much larger than the feature
-# count keeps the per-sample values underdetermined (see docs/protocols/hetero_lr.md, leakage).
+# count keeps real-valued per-sample values underdetermined. It does NOT stop label recovery from
+# exact integer gradients (binary labels): see docs/protocols/hetero_lr.md, leakage table.
 MIN_BATCH_FACTOR = 4
 MIN_BATCH_ROWS = 32
 

@@ -1,11 +1,17 @@
 """The Paillier backend of hetero LR, on :mod:`crypto.paillier`.
 
-Masked reveal at the integer level (exact, no float rounding): for ``[[v]]`` at fixed-point scale
-``s`` the holder draws ``R`` uniform in ``[0, 2^(32 + s + 40))`` and computes
-``[[v + R]] = [[v]] * (1 + R n) mod n^2`` (``g = n + 1``, so ``g^R = 1 + R n mod n^2``; Paillier
-1999, section 4, additive homomorphism), then re-randomises it. The key owner decrypts with
-``raw_decrypt_many`` to ``m`` in ``[0, n)`` and returns the signed representative
-(``m - n`` when ``m > n / 2``), which is exactly ``v + R``.
+Masked reveal at the integer level (exact, no float rounding): for ``[[v]]`` the holder draws
+``R`` uniform in ``[0, n)`` and computes ``[[v + R]] = [[v]] * (1 + R n) mod n^2`` (``g = n + 1``,
+so ``g^R = 1 + R n mod n^2``; Paillier 1999, section 4, additive homomorphism), then
+re-randomises it with ``r^n`` for a uniform ``r`` (the standard obfuscator whatever
+``crypto.obfuscator`` says: the key owner knows the factorisation, so DJN's short exponent would
+rest on an ~80-bit problem against it). The key owner checks the shape, decrypts with
+``raw_decrypt_many`` and returns the residues ``m = (v + R) mod n`` in ``[0, n)``, uniform for any
+``v``; the holder computes ``(m - R) mod n`` and its signed representative.
+
+Arrays a peer sends carry no scale or bound (``crypto.paillier`` wire format 2): :meth:`accept`
+declares the public ones the protocol fixes. Fresh encryptions carry the public bound
+``2^(GRADIENT_BOUND_BITS + scale)`` instead of the data's ``max |v|``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from crypto.errors import CryptoUsageError
 from crypto.paillier import (
     EncryptedArray,
     FixedPointEncoding,
@@ -27,7 +34,7 @@ from crypto.random import RandomSource, resolve
 from vfl.errors import VflError
 from vfl.hetero_lr._config import CryptoSettings, Obfuscator, SchemeName
 from vfl.hetero_lr._precompute import Precomputer
-from vfl.hetero_lr._scheme import KeyOwner, Masked, PeerKey, draw_masks
+from vfl.hetero_lr._scheme import GRADIENT_BOUND_BITS, KeyOwner, Masked, PeerKey, draw_masks
 
 __all__ = ["PaillierOwner", "PaillierPeerKey"]
 
@@ -47,6 +54,7 @@ class PaillierPeerKey(PeerKey):
     ) -> None:
         self.precision_bits = precision_bits
         self._precomputer: Precomputer | None = None
+        self._mask_precomputer: Precomputer | None = None
         self.public_key = public_key
         self.key_bits = public_key.bits
         self.obfuscator = obfuscator
@@ -70,17 +78,21 @@ class PaillierPeerKey(PeerKey):
         )
 
     def encrypt(self, x: np.ndarray, *, scale_bits: int | None = None) -> Any:
-        encoding = FixedPointEncoding(
-            precision_bits=self.precision_bits if scale_bits is None else scale_bits
-        )
+        scale = self.precision_bits if scale_bits is None else scale_bits
         values = np.asarray(x, dtype=np.float64)
-        return self.public_key.encrypt(
-            values,
-            encoding=encoding,
-            rng=self._rng,
-            obfuscator=self.obfuscator.value,
-            pool=self._ready_pool(values.size),
-        )
+        try:
+            return self.public_key.encrypt(
+                values,
+                encoding=FixedPointEncoding(precision_bits=scale),
+                rng=self._rng,
+                obfuscator=self.obfuscator.value,
+                pool=self._ready_pool(values.size),
+                bound=1 << (GRADIENT_BOUND_BITS + scale),
+            )
+        except CryptoUsageError as exc:
+            raise VflError(
+                f"a value to encrypt exceeds the public bound 2^{GRADIENT_BOUND_BITS}; the model has diverged"
+            ) from exc
 
     def rerandomize(self, c: Any) -> Any:
         self._check(c)
@@ -93,30 +105,53 @@ class PaillierPeerKey(PeerKey):
             return None
         return self._precomputer.pool
 
-    def start_precompute(self, *, per_batch: int, idle: threading.Event) -> None:
+    def start_precompute(
+        self, *, per_batch: int, idle: threading.Event, masks_per_batch: int = 0
+    ) -> None:
         # Only with the system RNG: a seeded test RNG must stay in the protocol thread.
-        if self._rng is not None or self._precomputer is not None:
+        if self._rng is not None:
             return
-        pool = ObfuscatorPool(self.public_key, obfuscator=self.obfuscator.value)
-        self._precomputer = Precomputer(pool, target=2 * per_batch, idle=idle)
+        if per_batch > 0 and self._precomputer is None:
+            pool = ObfuscatorPool(self.public_key, obfuscator=self.obfuscator.value)
+            self._precomputer = Precomputer(pool, target=2 * per_batch, idle=idle)
+        if masks_per_batch > 0 and self._mask_precomputer is None:
+            # Full r^n for the masked values that go to the key owner (see mask).
+            standard = ObfuscatorPool(self.public_key, obfuscator="standard")
+            self._mask_precomputer = Precomputer(standard, target=2 * masks_per_batch, idle=idle)
 
     def stop_precompute(self) -> None:
-        if self._precomputer is not None:
-            self._precomputer.stop()
-            self._precomputer = None
+        for pre in (self._precomputer, self._mask_precomputer):
+            if pre is not None:
+                pre.stop()
+        self._precomputer = self._mask_precomputer = None
 
     def mask(self, c: Any) -> tuple[Any, Masked]:
         self._check(c)
         pk = self.public_key
-        masks = draw_masks(c.size, scale_bits=c.scale, rng=resolve(self._rng))
-        n, nsq = pk.n, pk.nsquare
+        n, nsq = int(pk.n), pk.nsquare
+        masks = draw_masks(c.size, modulus=n, rng=resolve(self._rng))
         cts = [ct * (1 + n * r) % nsq for ct, r in zip(c.raw_ciphertexts(), masks, strict=True)]
         out = np.empty(len(cts), dtype=object)
         out[:] = cts
-        masked = EncryptedArray(
-            pk, out.reshape(c.shape), scale=c.scale, bound=c.bound + max(masks, default=0)
+        # The residues are uniform mod n: as a fixed-point array their bound is max_int.
+        masked = EncryptedArray(pk, out.reshape(c.shape), scale=c.scale, bound=pk.max_int)
+        # Full r^n (precomputed while idle when possible), never DJN: this goes to the key owner.
+        pre = self._mask_precomputer
+        pool = pre.pool if pre is not None and len(pre.pool) >= c.size else None
+        fresh = masked.rerandomize(rng=self._rng, obfuscator="standard", pool=pool)
+        return fresh, Masked(masks, c.scale, tuple(c.shape), n)
+
+    def accept(
+        self, payload: Any, *, shape: tuple[int, ...], scale_bits: int, bound_bits: int
+    ) -> Any:
+        self._check(payload)
+        if payload.shape != shape:
+            raise VflError(f"a peer sent ciphertexts of shape {payload.shape}, expected {shape}")
+        return payload.assume(
+            scale=scale_bits,
+            bound=1 << (bound_bits + scale_bits),
+            encoding=FixedPointEncoding(precision_bits=self.precision_bits),
         )
-        return self.rerandomize(masked), Masked(masks, c.scale, tuple(c.shape))
 
     def is_ciphertext(self, payload: Any) -> bool:
         return isinstance(payload, EncryptedArray) and payload.public_key == self.public_key
@@ -164,15 +199,12 @@ class PaillierOwner(KeyOwner):
     def public(self) -> PeerKey:
         return self._public
 
-    def decrypt_raw(self, c: Any) -> list[int]:
+    def decrypt_raw(self, c: Any, *, shape: tuple[int, ...]) -> list[int]:
         if not self._public.is_ciphertext(c):
             raise VflError("expected a ciphertext under our own Paillier key")
-        n = self._private.public_key.n
-        half = n // 2
-        return [
-            int(m) - n if m > half else int(m)
-            for m in self._private.raw_decrypt_many(c.raw_ciphertexts())
-        ]
+        if c.shape != shape:
+            raise VflError(f"asked to decrypt ciphertexts of shape {c.shape}, expected {shape}")
+        return [int(m) for m in self._private.raw_decrypt_many(c.raw_ciphertexts())]
 
     def decrypt(self, c: Any) -> np.ndarray:
         return np.asarray(self._private.decrypt(c), dtype=np.float64)
@@ -201,5 +233,8 @@ class _OwnerPublic(PaillierPeerKey):
             precision_bits=self.precision_bits if scale_bits is None else scale_bits
         )
         return self._private.encrypt(
-            np.asarray(x, dtype=np.float64), encoding=encoding, rng=self._rng
+            np.asarray(x, dtype=np.float64),
+            encoding=encoding,
+            rng=self._rng,
+            bound=1 << (GRADIENT_BOUND_BITS + encoding.precision_bits),
         )

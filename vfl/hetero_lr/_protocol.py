@@ -7,10 +7,13 @@ weighted, linearised) residual that nobody sees in clear:
 1. G -> H_j   [[alpha]]_G and, unless beta is a public constant, [[beta]]_G
 2. H_j -> G   [[u_j]]_j                       (its own key: G cannot decrypt it)
    H_j -> H_l [[beta * u_j]]_G, re-randomised  (k >= 2 only; G never receives these)
-3. H_j -> G   [[X_j^T d + R_j]]_G              (masked, re-randomised)
-4. G -> H_j   [[(beta X_G)^T u_j + S_j]]_j     (masked, re-randomised)
-5. G -> H_j   X_j^T d + R_j                    (exact integers; H_j removes R_j)
-6. H_j -> G   (beta X_G)^T u_j + S_j + Z_j     (Z_j: zero-sum masks between feature parties)
+3. H_j -> G   [[X_j^T d + R_j]]_G              (R_j uniform mod n_G, re-randomised with r^n)
+4. G -> H_j   [[(beta X_G)^T u_j + S_j]]_j     (S_j uniform mod n_j, re-randomised with r^n)
+5. G -> H_j   (X_j^T d + R_j) mod n_G          (exact residues; H_j removes R_j, checks the bound)
+6. H_j -> G   ((beta X_G)^T u_j + S_j) mod n_j + Z_j   (Z_j: zero-sum masks between feature parties)
+
+No ciphertext carries a scale or bound on the wire: each receiver declares the public ones
+(:class:`Scales`) and checks the shape of everything before it computes on it or decrypts it.
 
 G sums step 6 over j and removes its S_j, so it learns only sum_j (beta X_G)^T u_j, which its own
 gradient X_G^T d reveals anyway. Scores for validation and prediction: H_j -> G u_j + Z_j.
@@ -21,14 +24,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from crypto.random import RandomSource, SeededRandom, resolve
 from protocols.channel import Channel
 from vfl.errors import VflError
-from vfl.hetero_lr._scheme import GRADIENT_BOUND_BITS, MASK_SLACK_BITS, KeyOwner, Masked, PeerKey
+from vfl.hetero_lr._messages import Revealed, ScoreRequest, expect
+from vfl.hetero_lr._scheme import (
+    GRADIENT_BOUND_BITS,
+    MASK_SLACK_BITS,
+    KeyOwner,
+    Masked,
+    PeerKey,
+    check_bound,
+)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -41,11 +51,13 @@ __all__ = [
     "label_scores",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SCORE_SCALE_BITS = 40
-# Zero-sum masks on the masked cross terms (v + S, at most a few hundred bits) are this wide, so
-# they hide v + S from G with >= 40 bits of slack; every feature party uses the same width.
-ZERO_SUM_BITS = 1024
+# Zero-sum masks on the masked cross terms ((v + S) mod n_j: up to the key size) are this wide, so
+# they hide (v + S) mod n_j from G with >= 128 bits of slack for keys up to 4096 bits; every
+# feature party uses the same width.
+ZERO_SUM_SLACK_BITS = 128
+ZERO_SUM_BITS = 4096 + ZERO_SUM_SLACK_BITS
 
 
 class Topics:
@@ -126,13 +138,31 @@ class BatchContext:
         return f"{what}/{self.task}/{self.epoch}/{self.batch}"
 
 
-def _raw_ints(message: Any, topic: str, peer: str, count: int) -> list[int]:
-    if not isinstance(message, dict) or not isinstance(message.get("raw"), list):
-        raise VflError(f"{peer} sent a malformed {topic} message")
-    raw = message["raw"]
-    if len(raw) != count or not all(isinstance(v, int) for v in raw):
-        raise VflError(f"{peer} sent {len(raw)} values on {topic}, expected {count} integers")
-    return list(raw)
+def _revealed(channel: Channel, peer: str, topic: str, count: int) -> list[int]:
+    """A :class:`Revealed` message of exactly ``count`` integers."""
+    values = expect(channel, peer, topic, Revealed).values
+    if len(values) != count:
+        raise VflError(f"{peer} sent {len(values)} values on {topic}, expected {count} integers")
+    return list(values)
+
+
+@dataclass(frozen=True)
+class Scales:
+    """The public fixed-point scales of every ciphertext kind, from the configuration alone.
+
+    Both sides derive them from ``crypto.precision_bits`` (``p``) and whether beta is the public
+    Taylor constant; the wire carries no scale or bound, so a peer cannot declare its own.
+    ``|value| < 2^GRADIENT_BOUND_BITS`` in real units for alpha, beta and u;
+    ``2^(2 GRADIENT_BOUND_BITS)`` for the products ``beta * u``.
+    """
+
+    precision: int
+    beta_public: bool
+
+    @property
+    def alpha(self) -> int:
+        """[[alpha]] and [[beta * u_j]]: p when beta is public, else 2p (beta times u)."""
+        return self.precision if self.beta_public else 2 * self.precision
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +174,7 @@ def label_batch(
     *,
     owner: KeyOwner,
     feature_keys: Mapping[str, PeerKey],
+    feature_columns: Mapping[str, int],
     x: np.ndarray,
     alpha: np.ndarray,
     beta: np.ndarray,
@@ -153,46 +184,50 @@ def label_batch(
     """One batch at G; returns its gradient X_G^T d / m.
 
     ``beta_public``: beta is the public constant of the Taylor rule (no class weights), so it is
-    not sent; otherwise [[beta]] is sent encrypted.
+    not sent; otherwise [[beta]] is sent encrypted. ``feature_columns``: each feature party's
+    column count (from its hello), the shape of the gradient G decrypts for it.
     """
     parties = sorted(feature_keys)
     m = x.shape[0]
+    scales = Scales(owner.public.precision_bits, beta_public)
     # [[beta]] first: H starts [[beta]] * u_j while G encrypts alpha. H computes [[beta]] * u_j at
     # twice the precision; alpha is encrypted at that scale too, so adding it needs no rescaling.
     if not beta_public:
         channel.broadcast(Topics.BETA, owner.public.encrypt(beta), peers=parties, round=ctx.batch)
-    alpha_scale = None if beta_public else 2 * owner.public.precision_bits
     channel.broadcast(
         Topics.ALPHA,
-        owner.public.encrypt(alpha, scale_bits=alpha_scale),
+        owner.public.encrypt(alpha, scale_bits=scales.alpha),
         peers=parties,
         round=ctx.batch,
     )
     weighted = x * beta[:, None]
     kept: dict[str, Masked] = {}
     for party in parties:
-        enc_u = channel.recv(party, Topics.U)
         key = feature_keys[party]
-        if not key.is_ciphertext(enc_u):
-            raise VflError(
-                f"{party} sent its scores in a form that is not a ciphertext under its key"
-            )
+        enc_u = key.accept(
+            channel.recv(party, Topics.U),
+            shape=(m,),
+            scale_bits=key.precision_bits,
+            bound_bits=GRADIENT_BOUND_BITS,
+        )
         masked, kept[party] = key.mask(weighted.T @ enc_u)
         channel.send(party, Topics.V, masked, round=ctx.batch)
     for party in parties:
-        enc_g = channel.recv(party, Topics.G)
-        if not owner.public.is_ciphertext(enc_g):
-            raise VflError(f"{party} sent a gradient that is not a ciphertext under our key")
-        channel.send(party, Topics.G_OPEN, {"raw": owner.decrypt_raw(enc_g)}, round=ctx.batch)
-    scales = {k.scale_bits for k in kept.values()}
-    if len(scales) != 1:
+        # Count and shape are checked before anything is decrypted; the residues go back as is.
+        opened = owner.decrypt_raw(channel.recv(party, Topics.G), shape=(feature_columns[party],))
+        channel.send(party, Topics.G_OPEN, Revealed(opened), round=ctx.batch)
+    scale_bits = {k.scale_bits for k in kept.values()}
+    if len(scale_bits) != 1:
         raise VflError("feature parties' scores use different fixed-point scales")
+    scale = scale_bits.pop()
     total = [0] * x.shape[1]
     for party in parties:
-        raw = _raw_ints(channel.recv(party, Topics.V_OPEN), Topics.V_OPEN, party, x.shape[1])
+        raw = _revealed(channel, party, Topics.V_OPEN, x.shape[1])
         total = [t + r - s for t, r, s in zip(total, raw, kept[party].masks, strict=True)]
-    scale = 1 << scales.pop()
-    cross = np.array([v / scale for v in total], dtype=np.float64)
+    # sum_j ((v_j + S_j) mod n_j + Z_j - S_j) = sum_j v_j unless some v_j + S_j wrapped mod n_j
+    # (probability |v_j| / n_j < 2^-900): then the bound check below fails loudly.
+    check_bound(total, scale, "cross term")
+    cross = np.array([v / (1 << scale) for v in total], dtype=np.float64)
     return np.asarray((x.T @ alpha + cross) / m, dtype=np.float64)
 
 
@@ -200,12 +235,10 @@ def label_scores(
     channel: Channel, *, feature_parties: Sequence[str], n_rows: int, n_tasks: int, nonce: str
 ) -> np.ndarray:
     """sum_j u_j (shape n_rows x n_tasks) for rows G scores; it learns only the sum when k >= 2."""
-    channel.broadcast(
-        Topics.SCORE_REQUEST, {"n_rows": n_rows, "nonce": nonce}, peers=feature_parties
-    )
+    channel.broadcast(Topics.SCORE_REQUEST, ScoreRequest(n_rows, nonce), peers=feature_parties)
     total = [0] * (n_rows * n_tasks)
     for party in feature_parties:
-        raw = _raw_ints(channel.recv(party, Topics.SCORES), Topics.SCORES, party, n_rows * n_tasks)
+        raw = _revealed(channel, party, Topics.SCORES, n_rows * n_tasks)
         total = [a + b for a, b in zip(total, raw, strict=True)]
     scale = 1 << SCORE_SCALE_BITS
     return np.array([v / scale for v in total], dtype=np.float64).reshape(n_rows, n_tasks)
@@ -226,16 +259,26 @@ def feature_batch(
     x: np.ndarray,
     w: np.ndarray,
     beta_constant: float | None,
+    label_columns: int,
     ctx: BatchContext,
 ) -> np.ndarray:
-    """One batch at H_j; returns its gradient X_j^T d / m."""
+    """One batch at H_j; returns its gradient X_j^T d / m.
+
+    Every ciphertext from a peer is accepted with the shape, scale and bound this party derives
+    from the configuration (:class:`Scales`); ``label_columns`` is G's column count (the shape of
+    the cross term this party decrypts for G).
+    """
     m = x.shape[0]
+    scales = Scales(label_key.precision_bits, beta_constant is not None)
     u = x @ w
     channel.send(label_party, Topics.U, owner.public.encrypt(u), round=ctx.batch)
     if beta_constant is None:
-        enc_beta = channel.recv(label_party, Topics.BETA)
-        if not label_key.is_ciphertext(enc_beta):
-            raise VflError(f"{label_party} sent beta that is not a ciphertext under its key")
+        enc_beta = label_key.accept(
+            channel.recv(label_party, Topics.BETA),
+            shape=(m,),
+            scale_bits=label_key.precision_bits,
+            bound_bits=GRADIENT_BOUND_BITS,
+        )
         own = enc_beta * u
     else:
         own = None
@@ -245,37 +288,36 @@ def feature_batch(
         else:
             share = label_key.rerandomize(own)
         channel.broadcast(Topics.E, share, peers=others, round=ctx.batch)
-    enc_alpha = channel.recv(label_party, Topics.ALPHA)
-    if not label_key.is_ciphertext(enc_alpha):
-        raise VflError(f"{label_party} sent alpha that is not a ciphertext under its key")
+    enc_alpha = label_key.accept(
+        channel.recv(label_party, Topics.ALPHA),
+        shape=(m,),
+        scale_bits=scales.alpha,
+        bound_bits=GRADIENT_BOUND_BITS,
+    )
     # ``own`` first: the sum keeps own's encoding, so X^T @ d encodes X at the default precision.
     d = own + enc_alpha if own is not None else enc_alpha + beta_constant * u  # type: ignore[operator]
     for other in others:
-        enc_e = channel.recv(other, Topics.E)
-        if not label_key.is_ciphertext(enc_e):
-            raise VflError(
-                f"{other} sent a share that is not a ciphertext under the label party's key"
-            )
-        d = d + enc_e
+        d = d + label_key.accept(
+            channel.recv(other, Topics.E),
+            shape=(m,),
+            scale_bits=scales.alpha,
+            bound_bits=2 * GRADIENT_BOUND_BITS,
+        )
     masked, kept = label_key.mask(x.T @ d)
     channel.send(label_party, Topics.G, masked, round=ctx.batch)
-    enc_v = channel.recv(label_party, Topics.V)
-    if not owner.public.is_ciphertext(enc_v):
-        raise VflError(f"{label_party} sent a value that is not a ciphertext under our key")
-    raw = owner.decrypt_raw(enc_v)
-    if any(abs(v) >= 1 << (ZERO_SUM_BITS - MASK_SLACK_BITS) for v in raw):
-        raise VflError("a masked value is too large for the zero-sum masks")
+    # Count and shape are checked before anything is decrypted.
+    raw = owner.decrypt_raw(channel.recv(label_party, Topics.V), shape=(label_columns,))
+    if any(v >= 1 << (ZERO_SUM_BITS - ZERO_SUM_SLACK_BITS) for v in raw):
+        raise VflError("this party's key is too large for the zero-sum masks")
     z = zero_sum.masks(ctx.label("v"), len(raw), bits=ZERO_SUM_BITS)
     channel.send(
         label_party,
         Topics.V_OPEN,
-        {"raw": [a + b for a, b in zip(raw, z, strict=True)]},
+        Revealed([a + b for a, b in zip(raw, z, strict=True)]),
         round=ctx.batch,
     )
-    opened = _raw_ints(
-        channel.recv(label_party, Topics.G_OPEN), Topics.G_OPEN, label_party, x.shape[1]
-    )
-    return np.asarray(kept.unmask(opened) / m, dtype=np.float64)
+    opened = _revealed(channel, label_party, Topics.G_OPEN, x.shape[1])
+    return np.asarray(kept.unmask(opened, what="gradient") / m, dtype=np.float64)
 
 
 def feature_scores(
@@ -288,14 +330,14 @@ def feature_scores(
     expected_nonce: str,
 ) -> None:
     """Answer one score request: u_j = X_j W_j on the requested rows, with zero-sum masks."""
-    request = channel.recv(label_party, Topics.SCORE_REQUEST)
-    if not isinstance(request, dict) or request.get("n_rows") != x.shape[0]:
+    request = expect(channel, label_party, Topics.SCORE_REQUEST, ScoreRequest)
+    if request.n_rows != x.shape[0]:
         raise VflError(
-            f"{label_party} asked for scores on {request.get('n_rows') if isinstance(request, dict) else '?'} rows, this party holds {x.shape[0]}"
+            f"{label_party} asked for scores on {request.n_rows} rows, this party holds {x.shape[0]}"
         )
-    if request.get("nonce") != expected_nonce:
+    if request.nonce != expected_nonce:
         raise VflError(
-            f"score request out of step: expected {expected_nonce!r}, got {request.get('nonce')!r}"
+            f"score request out of step: expected {expected_nonce!r}, got {request.nonce!r}"
         )
     u = (x @ w).ravel()
     if np.any(np.abs(u) >= 2.0**GRADIENT_BOUND_BITS):
@@ -303,4 +345,4 @@ def feature_scores(
     raw = [int(v) for v in np.round(u * float(1 << SCORE_SCALE_BITS))]
     bits = GRADIENT_BOUND_BITS + SCORE_SCALE_BITS + MASK_SLACK_BITS
     z = zero_sum.masks(f"scores/{expected_nonce}", len(raw), bits=bits)
-    channel.send(label_party, Topics.SCORES, {"raw": [a + b for a, b in zip(raw, z, strict=True)]})
+    channel.send(label_party, Topics.SCORES, Revealed([a + b for a, b in zip(raw, z, strict=True)]))

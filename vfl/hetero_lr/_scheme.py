@@ -4,15 +4,19 @@ The protocol code does arithmetic on "ciphertexts" with ``+``, ``*`` and ``X.T @
 Paillier ``EncryptedArray`` and a plain ``numpy`` array support, so the same protocol runs in both
 modes. What differs is collected here:
 
-* :class:`KeyOwner` -- this party's own key pair: ``encrypt``, ``decrypt_raw`` (exact integers at
-  the fixed-point scale, for masked reveals) and the public part to send to peers.
-* :class:`PeerKey` -- a peer's public key: ``encrypt``, ``rerandomize`` and ``mask``.
+* :class:`KeyOwner` -- this party's own key pair: ``encrypt``, ``decrypt_raw`` (shape-checked,
+  exact residues mod n, for masked reveals) and the public part to send to peers.
+* :class:`PeerKey` -- a peer's public key: ``encrypt``, ``rerandomize``, ``mask`` and ``accept``
+  (check a peer's ciphertexts and declare their public scale and bound).
 
-Masked reveal (every decryption done for another party): the holder of ``[[v]]`` draws integer
-masks ``R`` uniform in ``[0, 2^(b + 40))`` where ``2^b`` bounds ``|v|`` at the ciphertext's
-fixed-point scale, sends ``[[v + R]]`` (re-randomised), the key owner returns the exact integer
-``v + R`` and the holder subtracts ``R``. ``R`` hides ``v`` statistically: the two distributions
-of ``v + R`` for any two admissible ``v`` differ by at most ``2^-40`` in statistical distance.
+Masked reveal (every decryption done for another party): the holder of ``[[v]]`` draws masks
+``R`` uniform modulo the plaintext modulus ``n``, sends ``[[v + R]]`` re-randomised with a full
+``r^n`` (uniform ``r``, not the DJN short exponent: the key owner knows ``p`` and ``q``), the key
+owner checks the count and shape of what it was asked to decrypt, then returns the exact residue
+``(v + R) mod n``; the holder computes ``(m - R) mod n``, maps it to the signed range and checks
+``|v| < 2^(GRADIENT_BOUND_BITS + scale)``. ``(v + R) mod n`` is uniform whatever ``v`` is (also
+for a planted ``v`` far above the bound): the mask is perfectly hiding, and a planted value is
+caught by the holder's bound check without the key owner having learnt anything.
 
 ``plain`` runs the same messages without encryption, for debugging and for measuring what
 encryption costs; choosing it warns loudly (``warnings.warn`` and ``logging.warning``).
@@ -37,12 +41,15 @@ from vfl.hetero_lr._config import CryptoSettings, SchemeName
 __all__ = [
     "GRADIENT_BOUND_BITS",
     "MASK_SLACK_BITS",
+    "PLAIN_MODULUS",
     "KeyOwner",
     "Masked",
     "PeerKey",
     "SCHEMES",
+    "check_bound",
     "make_owner",
     "peer_key",
+    "signed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,36 +58,54 @@ MASK_SLACK_BITS = 40
 # |value| < 2^GRADIENT_BOUND_BITS for every value revealed under a mask (checked after unmasking).
 GRADIENT_BOUND_BITS = 32
 PLAIN_SCALE_BITS = 48
+# Plain mode has no Paillier modulus: its masks are uniform modulo this public power of two.
+PLAIN_MODULUS = 1 << 256
+
+
+def signed(value: int, modulus: int) -> int:
+    """The representative of ``value mod modulus`` in ``(-modulus/2, modulus/2]``."""
+    r = value % modulus
+    return r - modulus if r > modulus // 2 else r
+
+
+def check_bound(values: list[int], scale_bits: int, what: str) -> None:
+    """Raise :class:`VflError` when a revealed integer is ``>= 2^(GRADIENT_BOUND_BITS + scale)``."""
+    limit = 1 << (GRADIENT_BOUND_BITS + scale_bits)
+    if any(abs(v) >= limit for v in values):
+        raise VflError(
+            f"a revealed {what} exceeds the public bound 2^{GRADIENT_BOUND_BITS}: a peer planted "
+            "values or deviated from the protocol"
+        )
 
 
 @dataclass(frozen=True)
 class Masked:
-    """What the holder keeps after masking: the masks and the fixed-point scale of the values."""
+    """What the holder keeps after masking: masks uniform mod ``modulus``, the values' scale."""
 
     masks: tuple[int, ...]
     scale_bits: int
     shape: tuple[int, ...]
+    modulus: int
 
-    def unmask(self, revealed: list[int]) -> np.ndarray:
-        """Exact ``v = (v + R) - R`` scaled back to floats; checks the bound the masks assumed."""
+    def unmask(self, revealed: list[int], *, what: str = "value") -> np.ndarray:
+        """Exact ``v = (m - R) mod n`` (signed) scaled back to floats, after the bound check."""
         if len(revealed) != len(self.masks):
             raise VflError(
                 f"masked reveal returned {len(revealed)} values, expected {len(self.masks)}"
             )
-        values = [int(r) - m for r, m in zip(revealed, self.masks, strict=True)]
-        limit = 1 << (GRADIENT_BOUND_BITS + self.scale_bits)
-        if any(abs(v) >= limit for v in values):
-            raise VflError(
-                f"a revealed value exceeds the mask bound 2^{GRADIENT_BOUND_BITS}; masks may not hide it"
-            )
+        if any(not 0 <= int(r) < self.modulus for r in revealed):
+            raise VflError("masked reveal returned a value outside [0, n)")
+        values = [
+            signed(int(r) - m, self.modulus) for r, m in zip(revealed, self.masks, strict=True)
+        ]
+        check_bound(values, self.scale_bits, what)
         scale = 1 << self.scale_bits
         return np.array([v / scale for v in values], dtype=np.float64).reshape(self.shape)
 
 
-def draw_masks(count: int, *, scale_bits: int, rng: RandomSource) -> tuple[int, ...]:
-    """Masks uniform in [0, 2^(GRADIENT_BOUND_BITS + scale_bits + MASK_SLACK_BITS))."""
-    upper = 1 << (GRADIENT_BOUND_BITS + scale_bits + MASK_SLACK_BITS)
-    return tuple(rng.randbelow(upper) for _ in range(count))
+def draw_masks(count: int, *, modulus: int, rng: RandomSource) -> tuple[int, ...]:
+    """Masks uniform in ``[0, modulus)``: ``(v + R) mod n`` is uniform for every ``v``."""
+    return tuple(rng.randbelow(modulus) for _ in range(count))
 
 
 class PeerKey(abc.ABC):
@@ -100,10 +125,22 @@ class PeerKey(abc.ABC):
 
     @abc.abstractmethod
     def mask(self, c: Any) -> tuple[Any, Masked]:
-        """``([[c + R]], Masked)``: the masked, re-randomised ciphertext to send and the masks to keep."""
+        """``([[c + R]], Masked)``: the masked ciphertext (``R`` uniform mod n, re-randomised with
+        a full ``r^n``: it goes to the key owner) to send and the masks to keep."""
 
-    def start_precompute(self, *, per_batch: int, idle: threading.Event) -> None:  # noqa: B027
-        """Compute randomness for about two batches of ``per_batch`` values while ``idle``."""
+    @abc.abstractmethod
+    def accept(
+        self, payload: Any, *, shape: tuple[int, ...], scale_bits: int, bound_bits: int
+    ) -> Any:
+        """Check that a peer sent ciphertexts under this key of the expected ``shape`` and declare
+        the public scale and bound ``2^bound_bits`` (real units) the protocol fixes for them: the
+        wire carries neither, and a peer's claim is never trusted. Raises :class:`VflError`."""
+
+    def start_precompute(  # noqa: B027
+        self, *, per_batch: int, idle: threading.Event, masks_per_batch: int = 0
+    ) -> None:
+        """Compute randomness for about two batches while ``idle``: ``per_batch`` encryptions
+        with the configured obfuscator and ``masks_per_batch`` full ``r^n`` for masked values."""
 
     def stop_precompute(self) -> None:  # noqa: B027
         """Stop precomputing (idempotent)."""
@@ -127,8 +164,11 @@ class KeyOwner(abc.ABC):
         """The public half."""
 
     @abc.abstractmethod
-    def decrypt_raw(self, c: Any) -> list[int]:
-        """Exact signed integers at the ciphertext's fixed-point scale (for masked reveals)."""
+    def decrypt_raw(self, c: Any, *, shape: tuple[int, ...]) -> list[int]:
+        """Residues in ``[0, n)`` of a masked ciphertext a peer asks this party to decrypt.
+
+        The count and shape are checked against the ``shape`` the protocol expects *before*
+        anything is decrypted (:class:`VflError` otherwise)."""
 
     @abc.abstractmethod
     def decrypt(self, c: Any) -> np.ndarray:
@@ -163,10 +203,17 @@ class PlainKey(PeerKey):
     def mask(self, c: Any) -> tuple[Any, Masked]:
         arr = np.asarray(c, dtype=np.float64)
         raw = [int(v) for v in np.round(arr.ravel() * float(1 << PLAIN_SCALE_BITS))]
-        masks = draw_masks(len(raw), scale_bits=PLAIN_SCALE_BITS, rng=self._rng)
-        return [v + m for v, m in zip(raw, masks, strict=True)], Masked(
-            masks, PLAIN_SCALE_BITS, arr.shape
+        masks = draw_masks(len(raw), modulus=PLAIN_MODULUS, rng=self._rng)
+        return [(v + m) % PLAIN_MODULUS for v, m in zip(raw, masks, strict=True)], Masked(
+            masks, PLAIN_SCALE_BITS, arr.shape, PLAIN_MODULUS
         )
+
+    def accept(
+        self, payload: Any, *, shape: tuple[int, ...], scale_bits: int, bound_bits: int
+    ) -> Any:
+        if not isinstance(payload, np.ndarray) or payload.shape != shape:
+            raise VflError(f"expected a plain array of shape {shape}")
+        return payload
 
     def is_ciphertext(self, payload: Any) -> bool:
         return isinstance(payload, np.ndarray | list)
@@ -184,10 +231,12 @@ class PlainOwner(KeyOwner):
     def public(self) -> PeerKey:
         return self._public
 
-    def decrypt_raw(self, c: Any) -> list[int]:
-        if not isinstance(c, list):
+    def decrypt_raw(self, c: Any, *, shape: tuple[int, ...]) -> list[int]:
+        if not isinstance(c, list) or not all(isinstance(v, int) for v in c):
             raise VflError("plain mode: a masked value must be a list of integers")
-        return [int(v) for v in c]
+        if len(c) != int(np.prod(shape, dtype=np.int64)):
+            raise VflError(f"asked to decrypt {len(c)} values, expected shape {shape}")
+        return [int(v) % PLAIN_MODULUS for v in c]
 
     def decrypt(self, c: Any) -> np.ndarray:
         return np.asarray(c, dtype=np.float64)
