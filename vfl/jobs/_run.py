@@ -27,7 +27,13 @@ from vfl.jobs._overlap import check_overlap
 from vfl.jobs._provenance import PartyIdentity, file_sha256, ids_sha256, work_dir_key
 from vfl.jobs._spec import Job
 from vfl.jobs._tracker import JobTracker
-from vfl.jobs._trainers import model_for, report_round, train_hetero_lr, train_split_nn
+from vfl.jobs._trainers import (
+    model_for,
+    report_round,
+    train_hetero_lr,
+    train_secureboost,
+    train_split_nn,
+)
 
 __all__ = ["run_job", "agreed_test_rows"]
 
@@ -259,6 +265,9 @@ def _run(
         train_split_nn(
             job, party, channel, train, evaluate, run_dir, result, tracker, progress=progress
         )
+        timing.update(result.pop("_timing", {}))
+    elif job.job.type == "secureboost":
+        train_secureboost(job, party, channel, train, evaluate, run_dir, result, tracker)
         timing.update(result.pop("_timing", {}))
     else:
         train_hetero_lr(job, party, channel, train, evaluate, run_dir, result, tracker, progress)

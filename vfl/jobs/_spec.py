@@ -33,7 +33,7 @@ __all__ = [
     "parse_job",
 ]
 
-JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg")
+JOB_TYPES = ("psi", "hetero_lr", "split_nn", "fedavg", "secureboost")
 _TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
 
@@ -230,6 +230,20 @@ def _parse_split_nn(model: Mapping[str, Any], crypto: CryptoSection, job: Mappin
     )
 
 
+def _parse_secureboost(
+    model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]
+) -> Any:
+    from vfl.secureboost import parse_secureboost_model
+
+    return parse_secureboost_model(
+        model,
+        scheme=crypto.scheme,
+        key_bits=crypto.key_bits,
+        obfuscator=crypto.obfuscator,
+        insecure_allow_small_keys=bool(job.get("_insecure_small_keys", False)),
+    )
+
+
 def _parse_fedavg(model: Mapping[str, Any], crypto: CryptoSection, job: Mapping[str, Any]) -> Any:
     from vfl.horizontal import parse_fedavg_model
 
@@ -242,6 +256,7 @@ MODEL_PARSERS: dict[str, Callable[[Mapping[str, Any], CryptoSection, Mapping[str
     "hetero_lr": _parse_hetero_lr,
     "split_nn": _parse_split_nn,
     "fedavg": _parse_fedavg,
+    "secureboost": _parse_secureboost,
 }
 
 
@@ -290,7 +305,7 @@ def parse_job(
             label_column=_get(section, "label_column", str, prefix, default=None),
             features=tuple(features) if features is not None else None,
         )
-    if job.type in ("hetero_lr", "split_nn"):
+    if job.type in ("hetero_lr", "split_nn", "secureboost"):
         if job.label_party is None:
             raise ConfigError(f"missing key job.label_party (required for {job.type})")
         if job.label_party not in parties:

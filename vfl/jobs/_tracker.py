@@ -329,7 +329,7 @@ class JobTracker:
         """Who this party hears from every round: the label party hears every feature party, a
         feature party the label party, the aggregator the sampled clients."""
         if (
-            self.job.job.type in ("hetero_lr", "split_nn")
+            self.job.job.type in ("hetero_lr", "split_nn", "secureboost")
             and self.party != self.job.job.label_party
         ):
             return [str(self.job.job.label_party)]
@@ -396,7 +396,7 @@ class JobTracker:
             crypto_seconds=crypto_seconds,
             latency_ms=latency or None,
         )
-        if contributions is None and self.job.job.type in ("hetero_lr", "split_nn"):
+        if contributions is None and self.job.job.type in ("hetero_lr", "split_nn", "secureboost"):
             contributions = self._observed(
                 expect, seconds=seconds, sent=sent, received=received, waited=waited
             )

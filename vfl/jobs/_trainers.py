@@ -22,7 +22,14 @@ from vfl.jobs._metered import MeteredChannel
 from vfl.jobs._spec import Job
 from vfl.jobs._tracker import JobTracker
 
-__all__ = ["model_for", "train_hetero_lr", "train_split_nn", "epoch_hook", "report_round"]
+__all__ = [
+    "model_for",
+    "train_hetero_lr",
+    "train_split_nn",
+    "train_secureboost",
+    "epoch_hook",
+    "report_round",
+]
 
 logger = logging.getLogger("vfl.jobs")
 
@@ -150,6 +157,41 @@ def train_split_nn(
             result[key] = out[key]
     result["_timing"] = out.get("timing", {})
     tracker.phase("evaluate")  # split NN evaluates inside run_split_nn_job
+
+
+def train_secureboost(
+    job: Job,
+    party: str,
+    channel: Channel,
+    train: pd.DataFrame,
+    evaluate: pd.DataFrame,
+    run_dir: Path,
+    result: dict[str, Any],
+    tracker: JobTracker,
+) -> None:
+    from vfl.secureboost import run_secureboost_job
+
+    section = job.party(party)
+    label_party = job.job.label_party
+    assert label_party is not None  # parse_job requires it for secureboost
+    out = run_secureboost_job(
+        model=job.model,
+        party=party,
+        label_party=label_party,
+        feature_parties=job.feature_parties,
+        train=train.drop(columns=[section.id_column]),
+        test=evaluate.drop(columns=[section.id_column]) if evaluate.shape[0] else None,
+        channel=channel,
+        run_dir=run_dir,
+        label_column=section.label_column or "y",
+        feature_columns=list(section.features) if section.features else None,
+        on_round=functools.partial(epoch_hook, tracker),
+    )
+    for key in ("metrics", "history", "crypto", "model_path"):
+        if key in out:
+            result[key] = out[key]
+    result["_timing"] = out.get("timing", {})
+    tracker.phase("evaluate")  # SecureBoost evaluates inside run_secureboost_job
 
 
 def report_round(record: Any, *, progress: bool) -> None:

@@ -9,6 +9,7 @@ bin of their own features, the label party decrypts the sums and picks every spl
 
 from vfl.secureboost._config import Objective, SecureBoostConfig, parse_secureboost_model
 from vfl.secureboost._feature import SecureBoostFeatureParty
+from vfl.secureboost._job import run_secureboost_job
 from vfl.secureboost._label import SecureBoostLabelParty
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "SecureBoostFeatureParty",
     "SecureBoostLabelParty",
     "parse_secureboost_model",
+    "run_secureboost_job",
 ]
