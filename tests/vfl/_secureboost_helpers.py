@@ -12,6 +12,7 @@ from sklearn.datasets import load_breast_cancer, make_classification, make_fried
 from sklearn.model_selection import train_test_split
 
 from crypto.paillier import generate_keypair
+from crypto.random import SeededRandom
 from protocols.memory import InMemoryNetwork
 from protocols.testkit import run_parties
 from vfl.secureboost import SecureBoostConfig, SecureBoostFeatureParty, SecureBoostLabelParty
@@ -86,7 +87,10 @@ def run(
     net = network or InMemoryNetwork(names, job_id="sb-test", seed=0)
     key = small_key() if cfg.scheme == "paillier" else None
     label = SecureBoostLabelParty(cfg, label_column="y", private_key=key)
-    features = {name: SecureBoostFeatureParty(cfg) for name in names[1:]}
+    # seeded: the secret slot permutations are the same in a plain and an encrypted run
+    features = {
+        name: SecureBoostFeatureParty(cfg, rng=SeededRandom(i)) for i, name in enumerate(names[1:])
+    }
     tr = [xtr[list(c)].reset_index(drop=True) for c in split]
     te = [xte[list(c)].reset_index(drop=True) for c in split]
     tr[0] = tr[0].assign(y=ytr.to_numpy())

@@ -16,6 +16,11 @@ products, never a Python loop over rows. Every histogram ciphertext is re-random
 obfuscator ``x``, ``c * x mod n^2``) before it leaves the feature party, empty bins included
 (``E(0) = x``). On the wire a ciphertext is ``ciphertext_bytes`` fixed-width big-endian bytes.
 
+Before sending, a feature party packs ``P = floor((bits(n) - 1) / BIN_BITS)`` bin sums into one
+ciphertext by Horner's rule, ``C = prod_j c_j^(2^(j BIN_BITS))`` (``BIN_BITS - 1`` squarings per
+bin, far cheaper than one CRT decryption), so the label party decrypts ``1 / P`` as many
+ciphertexts; each bin sum ``|G 2^S + H| < 2^(BIN_BITS - 1)`` is read back as a centred slot.
+
 Plain (the baseline, ``crypto.scheme = "plain"``): the same messages with float64 values.
 """
 
@@ -39,6 +44,8 @@ __all__ = [
     "SLOT_BITS",
     "encrypt_gradients",
     "decrypt_histograms",
+    "bins_per_ciphertext",
+    "pack_bins",
     "encrypted_histograms",
     "plain_histograms",
     "rerandomise",
@@ -53,7 +60,31 @@ FRACTION_BITS = 20
 GRADIENT_BITS = 8
 ROW_BITS = 24
 SLOT_BITS = 64
+BIN_BITS = 2 * SLOT_BITS
 assert SLOT_BITS >= GRADIENT_BITS + FRACTION_BITS + ROW_BITS + 1
+
+
+def bins_per_ciphertext(public_key: PaillierPublicKey) -> int:
+    """``P``: bin sums packed into one returned ciphertext (the packed value stays below ``n/2``)."""
+    return max(1, (public_key.bits - 1) // BIN_BITS)
+
+
+def pack_bins(public_key: PaillierPublicKey, cts: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``ceil(len / P)`` ciphertexts of ``sum_j M_j 2^(j BIN_BITS)`` (Horner: square, multiply)."""
+    flat = cts.reshape(-1).tolist()
+    per = bins_per_ciphertext(public_key)
+    nsq = public_key.nsquare
+    shift = gmpy2.mpz(1) << BIN_BITS
+    out = []
+    for start in range(0, len(flat), per):
+        chunk = flat[start : start + per]
+        acc = chunk[-1]
+        for c in reversed(chunk[:-1]):
+            acc = gmpy2.powmod(acc, shift, nsq) * c % nsq
+        out.append(acc)
+    arr = np.empty(len(out), dtype=object)
+    arr[:] = out
+    return arr
 
 
 def _fixed(x: FloatArray, what: str) -> list[int]:
@@ -94,26 +125,40 @@ def encrypt_gradients(
 
 
 def decrypt_histograms(
-    private_key: PaillierPrivateKey, cts: Sequence[Any], *, processes: int | None = None
+    private_key: PaillierPrivateKey, cts: Sequence[Any], count: int, *, processes: int | None = None
 ) -> FloatArray:
-    """``(G, H)`` per ciphertext (``len x 2`` floats): CRT decryption, then the two signed slots."""
+    """``(G, H)`` of ``count`` bins (``count x 2`` floats) from :func:`pack_bins` ciphertexts.
+
+    CRT decryption, then ``P`` centred ``BIN_BITS`` slots per plaintext, each split into a signed
+    high slot ``G`` and a centred low slot ``H``.
+    """
+    per = bins_per_ciphertext(private_key.public_key)
+    if len(cts) != -(-count // per):
+        raise VflError("peer sent the wrong number of histogram ciphertexts")
     n = int(private_key.public_key.n)
-    half, low, low_half = n // 2, (1 << SLOT_BITS) - 1, 1 << (SLOT_BITS - 1)
+    half = n // 2
     ms = private_key.raw_decrypt_many(list(cts), processes=processes)
-    out = np.empty((len(ms), 2), dtype=np.float64)
     gs, hs = [], []
-    for m in ms:
+    for i, m in enumerate(ms):
         v = int(m)
         if v > half:
             v -= n
-        hv = v & low
-        if hv >= low_half:
-            hv -= 1 << SLOT_BITS
-        gs.append((v - hv) >> SLOT_BITS)
-        hs.append(hv)
+        for _ in range(min(per, count - i * per)):
+            slot = _centred(v, BIN_BITS)
+            v = (v - slot) >> BIN_BITS
+            hv = _centred(slot, SLOT_BITS)
+            gs.append((slot - hv) >> SLOT_BITS)
+            hs.append(hv)
+    out = np.empty((count, 2), dtype=np.float64)
     out[:, 0] = np.ldexp(np.asarray(gs, dtype=np.float64), -FRACTION_BITS)
     out[:, 1] = np.ldexp(np.asarray(hs, dtype=np.float64), -FRACTION_BITS)
     return out
+
+
+def _centred(v: int, bits: int) -> int:
+    """``v mod 2^bits`` in ``[-2^(bits-1), 2^(bits-1))``."""
+    low = v & ((1 << bits) - 1)
+    return low - (1 << bits) if low >> (bits - 1) else low
 
 
 def _keys(bins: npt.NDArray[np.int32], nbins: int) -> IntArray:

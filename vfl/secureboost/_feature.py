@@ -28,6 +28,7 @@ from vfl.secureboost._cipher import (
     ciphertexts_from_wire,
     ciphertexts_to_wire,
     encrypted_histograms,
+    pack_bins,
     plain_histograms,
     rerandomise,
 )
@@ -130,13 +131,13 @@ class SecureBoostFeatureParty:
                     start = time.perf_counter()
                     fresh = rerandomise(
                         key,
-                        hists,
+                        pack_bins(key, hists),
                         obfuscator=cfg.obfuscator,
                         rng=self._rng,
                         processes=self._processes,
                     )
                     payload: Any = ciphertexts_to_wire(key, fresh)
-                    self._add("rerandomise", time.perf_counter() - start)
+                    self._add("pack_rerandomise", time.perf_counter() - start)
                 else:
                     payload = np.zeros((len(build), width, nbins, 2))
                     for b, (_node, rows) in enumerate(build):

@@ -35,6 +35,7 @@ from vfl.errors import VflError
 from vfl.metrics import binary_metrics, multiclass_metrics
 from vfl.secureboost._binning import Binner
 from vfl.secureboost._cipher import (
+    bins_per_ciphertext,
     ciphertexts_from_wire,
     ciphertexts_to_wire,
     decrypt_histograms,
@@ -255,12 +256,12 @@ class SecureBoostLabelParty:
             return data
         assert self._private_key is not None
         start = time.perf_counter()
+        key = self._private_key.public_key
+        bins = count * width * nbins
         cts = ciphertexts_from_wire(
-            self._private_key.public_key, data, (count, width, nbins), "histograms"
+            key, data, (-(-bins // bins_per_ciphertext(key)),), "histograms"
         )
-        out = decrypt_histograms(
-            self._private_key, cts.reshape(-1).tolist(), processes=self._processes
-        )
+        out = decrypt_histograms(self._private_key, cts.tolist(), bins, processes=self._processes)
         self._add("decrypt", time.perf_counter() - start)
         return out.reshape(count, width, nbins, 2)
 
