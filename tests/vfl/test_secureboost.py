@@ -225,3 +225,23 @@ def test_model_table_parsing() -> None:
         parse_secureboost_model({}, scheme="paillier", key_bits=1024)
     with pytest.warns(UserWarning, match="in the clear"):
         parse_secureboost_model({}, scheme="plain", key_bits=2048)
+
+
+def test_mismatched_settings_are_refused_before_any_gradient() -> None:
+    xtr, _, ytr, _ = breast()
+    cols = list(xtr.columns)
+    label = SecureBoostLabelParty(config(trees=1, max_depth=3, scheme="plain"))
+    feature = SecureBoostFeatureParty(config(trees=1, max_depth=4, scheme="plain"))
+    tr_l = xtr[cols[:5]].assign(y=ytr.to_numpy()).reset_index(drop=True)
+    tr_f = xtr[cols[5:]].reset_index(drop=True)
+    net = InMemoryNetwork([LABEL, "p1"], job_id="sb-settings", seed=0)
+    with pytest.raises(VflError, match="other settings"):
+        run_parties(
+            {
+                LABEL: lambda ch: label.fit(tr_l, channel=ch, feature_parties=["p1"]),
+                "p1": lambda ch: feature.fit(tr_f, channel=ch, label_party=LABEL),
+            },
+            network=net,
+            timeout=30,
+        )
+    assert not net.transcript.on_topic("sb/gh")

@@ -98,6 +98,11 @@ class SecureBoostConfig:
             )
 
     @property
+    def shape_key(self) -> tuple[int, int, int, int]:
+        """What both sides must agree on before any data moves (checked in the setup message)."""
+        return (self.max_depth, self.max_bin, self.outputs, int(self.scheme == "paillier"))
+
+    @property
     def outputs(self) -> int:
         """Trees per boosting round: ``num_class`` for multiclass, else 1."""
         return self.num_class if self.objective is Objective.MULTICLASS else 1

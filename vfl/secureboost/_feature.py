@@ -77,7 +77,7 @@ class SecureBoostFeatureParty:
         self.feature_columns = cols
         x = train[cols].to_numpy(dtype=np.float64)
         n, width = x.shape
-        channel.send(label_party, TOPIC["setup"], np.asarray([n, width], np.int64))
+        channel.send(label_party, TOPIC["setup"], np.asarray([n, width, *cfg.shape_key], np.int64))
         key: PaillierPublicKey | None = None
         if cfg.scheme == "paillier":
             key = channel.recv(label_party, TOPIC["key"])

@@ -153,9 +153,17 @@ class SecureBoostLabelParty:
         x = train[cols].to_numpy(dtype=np.float64)
         y = self._labels(train, fit=True)
         n = len(y)
-        setup = {p: int_array(channel.recv(p, TOPIC["setup"]), "setup", (2,)) for p in parties}
+        setup = {
+            p: int_array(channel.recv(p, TOPIC["setup"]), "setup", (2 + len(cfg.shape_key),))
+            for p in parties
+        }
         widths = {}
-        for p, (rows, feats) in setup.items():
+        for p, (rows, feats, *shape) in setup.items():
+            if tuple(shape) != cfg.shape_key:
+                raise VflError(
+                    f"party {p} runs other settings (max_depth, max_bin, outputs, scheme): "
+                    f"{tuple(shape)} vs {cfg.shape_key}"
+                )
             if rows != n:
                 raise VflError(f"party {p} has {rows} training rows, the label party {n}")
             widths[p] = int(feats)
