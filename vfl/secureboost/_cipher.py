@@ -101,18 +101,24 @@ def encrypt_gradients(
     obfuscator: str,
     rng: RandomSource | None = None,
     processes: int | None = None,
+    obfuscators: list[Any] | None = None,
 ) -> npt.NDArray[Any]:
     """One ciphertext of ``round(g 2^F) 2^S + round(h 2^F)`` per row (object array of ``mpz``).
 
-    The key owner's CRT obfuscators for ``standard`` (same distribution, faster), the public
-    DJN fixed-base ones for ``djn``.
+    ``obfuscators`` (one per row, each used once, e.g. from an ``ObfuscatorPool`` filled ahead
+    of time) or fresh ones: the key owner's CRT obfuscators for ``standard`` (same
+    distribution, faster), the public DJN fixed-base ones for ``djn``.
     """
     if len(g) >= 1 << ROW_BITS:
         raise VflError(f"more than 2^{ROW_BITS} rows: the histogram slots could overflow")
     pub = private_key.public_key
     n, nsq = gmpy2.mpz(pub.n), pub.nsquare
     gi, hi = _fixed(g, "gradient"), _fixed(h, "hessian")
-    if obfuscator == "standard":
+    if obfuscators is not None:
+        if len(obfuscators) != len(gi):
+            raise VflError("one obfuscator per row is needed")
+        obfs = obfuscators
+    elif obfuscator == "standard":
         obfs = private_key.raw_obfuscators(len(gi), rng=rng, processes=processes)
     else:
         obfs = pub.raw_obfuscators(len(gi), rng=rng, obfuscator=obfuscator, processes=processes)

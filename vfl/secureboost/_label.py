@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from crypto.paillier import PaillierPrivateKey, generate_keypair
+from crypto.paillier import ObfuscatorPool, PaillierPrivateKey, generate_keypair
 from crypto.random import RandomSource
 from protocols.channel import Channel
 from vfl.errors import VflError
@@ -108,6 +109,8 @@ class SecureBoostLabelParty:
         self.feature_parties_: list[str] = []
         self.base_ = np.zeros(config.outputs)
         self.y_shift_, self.y_scale_ = 0.0, 1.0
+        self._pool: ObfuscatorPool | None = None
+        self._prefetch: threading.Thread | None = None
 
     # -- training ------------------------------------------------------------------------------
     def _labels(self, frame: pd.DataFrame, *, fit: bool) -> FloatArray:
@@ -177,6 +180,14 @@ class SecureBoostLabelParty:
                 )
             self._add("keygen", time.perf_counter() - start)
             channel.broadcast(TOPIC["key"], self._private_key.public_key, peers=parties)
+            # obfuscators for the next tree are computed while the feature parties build
+            # histograms (a background thread: this party mostly waits on the channel then)
+            self._pool = ObfuscatorPool(
+                self._private_key.public_key,
+                rng=self._rng,
+                obfuscator=cfg.obfuscator,
+                private_key=self._private_key,
+            )
         self.crypto_ = {
             "scheme": cfg.scheme,
             "key_bits": cfg.key_bits if cfg.scheme == "paillier" else 0,
@@ -205,7 +216,10 @@ class SecureBoostLabelParty:
                 channel.broadcast(TOPIC["tree"], np.asarray([1], np.int64), peers=parties)
                 gh = np.zeros((n, 2))
                 gh[:, 0], gh[:, 1] = g_all[:, k], h_all[:, k]
-                leaves = self._tree(channel, parties, widths, x, bins, gh, sampled, n, k)
+                last = rnd == cfg.trees - 1 and k == cfg.outputs - 1
+                leaves = self._tree(
+                    channel, parties, widths, x, bins, gh, sampled, n, k, prefetch=not last
+                )
                 for rows, value in leaves:
                     margin[rows, k] += value
             record: dict[str, Any] = {
@@ -227,27 +241,49 @@ class SecureBoostLabelParty:
                 ):
                     break
         channel.broadcast(TOPIC["tree"], np.asarray([0], np.int64), peers=parties)
+        self._join_prefetch()
+        self._pool = None
         if val.size and cfg.early_stopping_rounds:
             self.forest_.truncate(best_round * cfg.outputs)
         self.best_round_ = len(self.forest_) // cfg.outputs
         return self
 
-    def _encrypt(self, gh: FloatArray) -> npt.NDArray[Any]:
+    def _join_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.join()
+            self._prefetch = None
+
+    def _fill(self, count: int) -> None:
+        assert self._pool is not None
+        start = time.perf_counter()
+        self._pool.fill(count, processes=self._processes)
+        self._add("prefetch_background", time.perf_counter() - start)
+
+    def _encrypt(self, gh: FloatArray, *, prefetch: bool) -> npt.NDArray[Any]:
+        """The ``gh`` payload; with ``prefetch``, start filling the pool for the next tree."""
         cfg = self.config
         if cfg.scheme == "plain":
             return np.ascontiguousarray(gh)
-        assert self._private_key is not None
+        assert self._private_key is not None and self._pool is not None
         start = time.perf_counter()
+        self._join_prefetch()
+        count = gh.shape[0]
+        if len(self._pool) < count:
+            self._pool.fill(count - len(self._pool), processes=self._processes)
         cts = encrypt_gradients(
             self._private_key,
             gh[:, 0],
             gh[:, 1],
             obfuscator=cfg.obfuscator,
-            rng=self._rng,
-            processes=self._processes,
+            obfuscators=self._pool.take(count),
         )
         wire = ciphertexts_to_wire(self._private_key.public_key, cts)
         self._add("encrypt", time.perf_counter() - start)
+        if prefetch:  # the next tree samples the same number of rows (a public setting)
+            self._prefetch = threading.Thread(
+                target=self._fill, args=(count,), name="secureboost-prefetch", daemon=True
+            )
+            self._prefetch.start()
         return wire
 
     def _receive_hists(self, channel: Channel, party: str, count: int, width: int) -> FloatArray:
@@ -284,12 +320,14 @@ class SecureBoostLabelParty:
         sampled: IntArray,
         n: int,
         output: int,
+        *,
+        prefetch: bool = False,
     ) -> list[tuple[IntArray, float]]:
         cfg = self.config
         nbins = cfg.max_bin + 1
         t = self.forest_.new_tree(output)
         f = self.forest_
-        payload = self._encrypt(gh[sampled])
+        payload = self._encrypt(gh[sampled], prefetch=prefetch)
         for p in parties:
             channel.send(p, TOPIC["gh"], payload)
             channel.send(p, TOPIC["rows"], sampled.astype(np.int64))
