@@ -17,7 +17,7 @@ from protocols.testkit import run_parties
 from tests.vfl._secureboost_helpers import LABEL, breast, config, nonlinear, run, small_key
 from vfl.errors import VflError
 from vfl.secureboost import Objective, SecureBoostFeatureParty
-from vfl.secureboost._cipher import bins_per_ciphertext, ciphertexts_to_wire, encrypt_gradients
+from vfl.secureboost._cipher import Layout, ciphertexts_to_wire, encrypt_gradients
 from vfl.secureboost._tree import REMOTE
 from vfl.secureboost._wire import TOPIC, pack_lists
 
@@ -91,7 +91,8 @@ def test_label_party_sees_fixed_shape_histograms_whatever_the_data() -> None:
         return next(m for m in net.transcript.between("p1", LABEL) if m.topic == "sb/hist")
 
     a, b = root_hist(net_a), root_hist(net_b)
-    per = bins_per_ciphertext(small_key().public_key)  # public: from the key size alone
+    # public: from the key size, the objective and the row count alone
+    per = Layout.for_job(Objective.BINARY, len(xtr)).per_ciphertext(small_key().public_key)
     assert a.payload.shape == b.payload.shape == (-(-15 * 17 // per), width)
     assert a.nbytes == b.nbytes
     for m in net_a.transcript.between("p1", LABEL):
@@ -142,7 +143,8 @@ def _deviating_label(build: Any, spec: Any = None, spec_rows: Any = None) -> Any
         ch.send("p1", TOPIC["key"], key.public_key)
         ch.send("p1", TOPIC["tree"], np.asarray([1], np.int64))
         g = np.linspace(-0.5, 0.5, 10)
-        cts = encrypt_gradients(key, g, np.full(10, 0.25), obfuscator="djn")
+        layout = Layout.for_job(Objective.BINARY, 40)
+        cts = encrypt_gradients(key, g, np.full(10, 0.25), layout=layout, obfuscator="djn")
         ch.send("p1", TOPIC["gh"], ciphertexts_to_wire(key.public_key, cts))
         ch.send("p1", TOPIC["rows"], np.arange(10, dtype=np.int64))
         ch.send("p1", TOPIC["build"], build)

@@ -5,10 +5,13 @@ into one plaintext with *public, fixed* parameters (nothing data-dependent on th
 
     M = round(g * 2^F) * 2^S + round(h * 2^F)        (signed; sent as M mod n)
 
-``F = FRACTION_BITS``, ``S = SLOT_BITS``. A feature party multiplies the ciphertexts of the rows
-in each bin: ``prod E(M_i) = E(sum M_i) = E(G_bin * 2^S + H_bin)``. The low slot never carries
-into the high one while ``|H_bin| < 2^(S-1)``, which holds for ``|g|, |h| < 2^GRADIENT_BITS`` and
-at most ``2^ROW_BITS`` rows (``S >= GRADIENT_BITS + FRACTION_BITS + ROW_BITS + 1``); the key
+``F = FRACTION_BITS``, ``S`` the slot width of the :class:`Layout`. A feature party multiplies the
+ciphertexts of the rows in each bin: ``prod E(M_i) = E(sum M_i) = E(G_bin * 2^S + H_bin)``. The
+low slot never carries into the high one while ``|H_bin| < 2^(S-1)``, which holds for
+``|g|, |h| < 2^b`` and fewer than ``2^r`` rows with ``S = b + F + r + 2``. ``b`` and ``r`` are
+public: ``b = 1`` for the logistic and softmax losses (``|g| <= 1``, ``h <= 1/2``), ``b = 8``
+for regression (standardised targets), ``r`` the bit length of the training row count that
+both parties already know (the setup message). The key
 owner decodes a centred low slot and a signed high slot, so negative gradients need no offset
 and no per-bin row count (which would reveal the feature's distribution). Histograms are built
 as numpy object arrays: rows sorted by ``feature * bins + bin`` and one ``reduceat`` of modular
@@ -16,10 +19,10 @@ products, never a Python loop over rows. Every histogram ciphertext is re-random
 obfuscator ``x``, ``c * x mod n^2``) before it leaves the feature party, empty bins included
 (``E(0) = x``). On the wire a ciphertext is ``ciphertext_bytes`` fixed-width big-endian bytes.
 
-Before sending, a feature party packs ``P = floor((bits(n) - 1) / BIN_BITS)`` bin sums into one
-ciphertext by Horner's rule, ``C = prod_j c_j^(2^(j BIN_BITS))`` (``BIN_BITS - 1`` squarings per
-bin, far cheaper than one CRT decryption), so the label party decrypts ``1 / P`` as many
-ciphertexts; each bin sum ``|G 2^S + H| < 2^(BIN_BITS - 1)`` is read back as a centred slot.
+Before sending, a feature party packs ``P = floor((bits(n) - 1) / (2 S))`` bin sums into one
+ciphertext by Horner's rule, ``C = prod_j c_j^(2^(2 S j))`` (``2 S`` squarings per bin, far
+cheaper than one CRT decryption), so the label party decrypts ``1 / P`` as many ciphertexts;
+each bin sum ``|G 2^S + H| < 2^(2 S - 1)`` is read back as a centred slot.
 
 Plain (the baseline, ``crypto.scheme = "plain"``): the same messages with float64 values.
 """
@@ -27,6 +30,7 @@ Plain (the baseline, ``crypto.scheme = "plain"``): the same messages with float6
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gmpy2
@@ -36,15 +40,13 @@ import numpy.typing as npt
 from crypto.paillier import PaillierPrivateKey, PaillierPublicKey
 from crypto.random import RandomSource
 from vfl.errors import VflError
+from vfl.secureboost._config import Objective
 
 __all__ = [
     "FRACTION_BITS",
-    "GRADIENT_BITS",
-    "ROW_BITS",
-    "SLOT_BITS",
+    "Layout",
     "encrypt_gradients",
     "decrypt_histograms",
-    "bins_per_ciphertext",
     "pack_bins",
     "encrypted_histograms",
     "plain_histograms",
@@ -57,24 +59,45 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 FRACTION_BITS = 20
-GRADIENT_BITS = 8
-ROW_BITS = 24
-SLOT_BITS = 64
-BIN_BITS = 2 * SLOT_BITS
-assert SLOT_BITS >= GRADIENT_BITS + FRACTION_BITS + ROW_BITS + 1
+MAX_ROW_BITS = 24
 
 
-def bins_per_ciphertext(public_key: PaillierPublicKey) -> int:
-    """``P``: bin sums packed into one returned ciphertext (the packed value stays below ``n/2``)."""
-    return max(1, (public_key.bits - 1) // BIN_BITS)
+@dataclass(frozen=True)
+class Layout:
+    """Public slot layout: ``|g|, |h| < 2^gradient_bits``, fewer than ``2^row_bits`` rows."""
+
+    gradient_bits: int
+    row_bits: int
+
+    @classmethod
+    def for_job(cls, objective: Objective, rows: int) -> Layout:
+        """From public facts only: the objective's gradient bound and the training row count."""
+        if rows >= 1 << MAX_ROW_BITS:
+            raise VflError(f"more than 2^{MAX_ROW_BITS} rows: the histogram slots could overflow")
+        bounded = objective in (Objective.BINARY, Objective.MULTICLASS)
+        return cls(gradient_bits=1 if bounded else 8, row_bits=max(1, rows.bit_length()))
+
+    @property
+    def slot_bits(self) -> int:
+        return self.gradient_bits + FRACTION_BITS + self.row_bits + 2
+
+    @property
+    def bin_bits(self) -> int:
+        return 2 * self.slot_bits
+
+    def per_ciphertext(self, public_key: PaillierPublicKey) -> int:
+        """``P``: bin sums packed into one returned ciphertext (the value stays below ``n/2``)."""
+        return max(1, (public_key.bits - 1) // self.bin_bits)
 
 
-def pack_bins(public_key: PaillierPublicKey, cts: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``ceil(len / P)`` ciphertexts of ``sum_j M_j 2^(j BIN_BITS)`` (Horner: square, multiply)."""
+def pack_bins(
+    public_key: PaillierPublicKey, cts: npt.NDArray[Any], layout: Layout
+) -> npt.NDArray[Any]:
+    """``ceil(len / P)`` ciphertexts of ``sum_j M_j 2^(2 S j)`` (Horner: square, multiply)."""
     flat = cts.reshape(-1).tolist()
-    per = bins_per_ciphertext(public_key)
+    per = layout.per_ciphertext(public_key)
     nsq = public_key.nsquare
-    shift = gmpy2.mpz(1) << BIN_BITS
+    shift = gmpy2.mpz(1) << layout.bin_bits
     out = []
     for start in range(0, len(flat), per):
         chunk = flat[start : start + per]
@@ -87,9 +110,9 @@ def pack_bins(public_key: PaillierPublicKey, cts: npt.NDArray[Any]) -> npt.NDArr
     return arr
 
 
-def _fixed(x: FloatArray, what: str) -> list[int]:
-    if not np.all(np.isfinite(x)) or (x.size and np.max(np.abs(x)) >= 2.0**GRADIENT_BITS):
-        raise VflError(f"{what} outside the public bound |x| < 2^{GRADIENT_BITS}")
+def _fixed(x: FloatArray, what: str, bits: int) -> list[int]:
+    if not np.all(np.isfinite(x)) or (x.size and np.max(np.abs(x)) >= 2.0**bits):
+        raise VflError(f"{what} outside the public bound |x| < 2^{bits}")
     return [int(v) for v in np.rint(np.ldexp(x, FRACTION_BITS)).astype(np.int64).tolist()]
 
 
@@ -98,6 +121,7 @@ def encrypt_gradients(
     g: FloatArray,
     h: FloatArray,
     *,
+    layout: Layout,
     obfuscator: str,
     rng: RandomSource | None = None,
     processes: int | None = None,
@@ -109,11 +133,13 @@ def encrypt_gradients(
     of time) or fresh ones: the key owner's CRT obfuscators for ``standard`` (same
     distribution, faster), the public DJN fixed-base ones for ``djn``.
     """
-    if len(g) >= 1 << ROW_BITS:
-        raise VflError(f"more than 2^{ROW_BITS} rows: the histogram slots could overflow")
+    if len(g) >= 1 << layout.row_bits:
+        raise VflError(f"more than 2^{layout.row_bits} rows: the layout's slots could overflow")
     pub = private_key.public_key
     n, nsq = gmpy2.mpz(pub.n), pub.nsquare
-    gi, hi = _fixed(g, "gradient"), _fixed(h, "hessian")
+    gi = _fixed(g, "gradient", layout.gradient_bits)
+    hi = _fixed(h, "hessian", layout.gradient_bits)
+    shift = layout.slot_bits
     if obfuscators is not None:
         if len(obfuscators) != len(gi):
             raise VflError("one obfuscator per row is needed")
@@ -124,21 +150,26 @@ def encrypt_gradients(
         obfs = pub.raw_obfuscators(len(gi), rng=rng, obfuscator=obfuscator, processes=processes)
     out = np.empty(len(gi), dtype=object)
     out[:] = [
-        (n * (((a << SLOT_BITS) + b) % n) + 1) * x % nsq
-        for a, b, x in zip(gi, hi, obfs, strict=True)
+        (n * (((a << shift) + b) % n) + 1) * x % nsq for a, b, x in zip(gi, hi, obfs, strict=True)
     ]
     return out
 
 
 def decrypt_histograms(
-    private_key: PaillierPrivateKey, cts: Sequence[Any], count: int, *, processes: int | None = None
+    private_key: PaillierPrivateKey,
+    cts: Sequence[Any],
+    count: int,
+    layout: Layout,
+    *,
+    processes: int | None = None,
 ) -> FloatArray:
     """``(G, H)`` of ``count`` bins (``count x 2`` floats) from :func:`pack_bins` ciphertexts.
 
-    CRT decryption, then ``P`` centred ``BIN_BITS`` slots per plaintext, each split into a signed
+    CRT decryption, then ``P`` centred ``2 S``-bit slots per plaintext, each split into a signed
     high slot ``G`` and a centred low slot ``H``.
     """
-    per = bins_per_ciphertext(private_key.public_key)
+    per = layout.per_ciphertext(private_key.public_key)
+    slot_bits, bin_bits = layout.slot_bits, layout.bin_bits
     if len(cts) != -(-count // per):
         raise VflError("peer sent the wrong number of histogram ciphertexts")
     n = int(private_key.public_key.n)
@@ -150,10 +181,10 @@ def decrypt_histograms(
         if v > half:
             v -= n
         for _ in range(min(per, count - i * per)):
-            slot = _centred(v, BIN_BITS)
-            v = (v - slot) >> BIN_BITS
-            hv = _centred(slot, SLOT_BITS)
-            gs.append((slot - hv) >> SLOT_BITS)
+            slot = _centred(v, bin_bits)
+            v = (v - slot) >> bin_bits
+            hv = _centred(slot, slot_bits)
+            gs.append((slot - hv) >> slot_bits)
             hs.append(hv)
     out = np.empty((count, 2), dtype=np.float64)
     out[:, 0] = np.ldexp(np.asarray(gs, dtype=np.float64), -FRACTION_BITS)

@@ -25,6 +25,7 @@ from protocols.channel import Channel
 from vfl.errors import VflError
 from vfl.secureboost._binning import Binner
 from vfl.secureboost._cipher import (
+    Layout,
     ciphertexts_from_wire,
     ciphertexts_to_wire,
     encrypted_histograms,
@@ -86,6 +87,7 @@ class SecureBoostFeatureParty:
             if key.bits < 2048 and not cfg.insecure_allow_small_keys:
                 raise VflError(f"label party's Paillier key has {key.bits} bits, below 2048")
         self.crypto_ = {"scheme": cfg.scheme, "key_bits": key.bits if key is not None else 0}
+        layout = Layout.for_job(cfg.objective, n)
         binner = Binner.fit(x, cfg.max_bin)
         bins = binner.transform(x)
         nbins = binner.bins
@@ -131,7 +133,7 @@ class SecureBoostFeatureParty:
                     start = time.perf_counter()
                     fresh = rerandomise(
                         key,
-                        pack_bins(key, hists),
+                        pack_bins(key, hists, layout),
                         obfuscator=cfg.obfuscator,
                         rng=self._rng,
                         processes=self._processes,

@@ -36,7 +36,7 @@ from vfl.errors import VflError
 from vfl.metrics import binary_metrics, multiclass_metrics
 from vfl.secureboost._binning import Binner
 from vfl.secureboost._cipher import (
-    bins_per_ciphertext,
+    Layout,
     ciphertexts_from_wire,
     ciphertexts_to_wire,
     decrypt_histograms,
@@ -110,6 +110,7 @@ class SecureBoostLabelParty:
         self.base_ = np.zeros(config.outputs)
         self.y_shift_, self.y_scale_ = 0.0, 1.0
         self._pool: ObfuscatorPool | None = None
+        self._layout = Layout(gradient_bits=8, row_bits=1)
         self._prefetch: threading.Thread | None = None
 
     # -- training ------------------------------------------------------------------------------
@@ -170,6 +171,7 @@ class SecureBoostLabelParty:
             if rows != n:
                 raise VflError(f"party {p} has {rows} training rows, the label party {n}")
             widths[p] = int(feats)
+        self._layout = Layout.for_job(cfg.objective, n)
         if cfg.scheme == "paillier":
             start = time.perf_counter()
             if self._private_key is None:
@@ -274,6 +276,7 @@ class SecureBoostLabelParty:
             self._private_key,
             gh[:, 0],
             gh[:, 1],
+            layout=self._layout,
             obfuscator=cfg.obfuscator,
             obfuscators=self._pool.take(count),
         )
@@ -303,9 +306,11 @@ class SecureBoostLabelParty:
         key = self._private_key.public_key
         bins = count * width * nbins
         cts = ciphertexts_from_wire(
-            key, data, (-(-bins // bins_per_ciphertext(key)),), "histograms"
+            key, data, (-(-bins // self._layout.per_ciphertext(key)),), "histograms"
         )
-        out = decrypt_histograms(self._private_key, cts.tolist(), bins, processes=self._processes)
+        out = decrypt_histograms(
+            self._private_key, cts.tolist(), bins, self._layout, processes=self._processes
+        )
         self._add("decrypt", time.perf_counter() - start)
         return out.reshape(count, width, nbins, 2)
 
