@@ -245,3 +245,19 @@ def test_mismatched_settings_are_refused_before_any_gradient() -> None:
             timeout=30,
         )
     assert not net.transcript.on_topic("sb/gh")
+
+
+def test_default_credit_matches_xgboost() -> None:
+    """The bundled default credit files (bank = guest, retailer = host), 4,000 training rows."""
+    from vfl.bench.secureboost import DATA, _data
+
+    g_tr, h_tr, g_te, h_te = _data(DATA, 4000)
+    h_tr, h_te = h_tr.add_prefix("h_"), h_te.add_prefix("h_")
+    xtr = pd.concat([g_tr.drop(columns="y"), h_tr], axis=1)
+    xte = pd.concat([g_te.drop(columns="y"), h_te], axis=1)
+    own, other = [c for c in g_tr.columns if c != "y"], list(h_tr.columns)
+    cfg = config(trees=10, max_depth=4, max_bin=32, scheme="plain")
+    proba, _, _, _ = run(cfg, xtr, xte, g_tr["y"], g_te["y"], [own, other])
+    ref = _xgb("clf", cfg, xtr, g_tr["y"]).predict_proba(xte)[:, 1]
+    ours, theirs = auc(g_te["y"].to_numpy(), proba), auc(g_te["y"].to_numpy(), ref)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
