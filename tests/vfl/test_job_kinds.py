@@ -23,12 +23,12 @@ from vfl.jobs import JOB_TYPES, KINDS, kind_of, parse_job, run_job
 
 
 def test_every_registered_kind_is_a_job_kind_named_by_its_type() -> None:
-    assert JOB_TYPES == ("psi", "hetero_lr", "split_nn", "fedavg")
+    assert JOB_TYPES == ("psi", "hetero_lr", "split_nn", "fedavg", "secureboost")
     for name in KINDS:
         kind = kind_of(name)
         assert isinstance(kind, JobKind) and kind.name == name
     assert [n for n in KINDS if not kind_of(n).aligns] == ["fedavg"]
-    assert [n for n in KINDS if kind_of(n).needs_label] == ["hetero_lr", "split_nn"]
+    assert [n for n in KINDS if kind_of(n).needs_label] == ["hetero_lr", "split_nn", "secureboost"]
 
 
 def test_an_unknown_type_is_refused_naming_the_types() -> None:

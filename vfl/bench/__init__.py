@@ -24,6 +24,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "vfl.bench.splitnn",
         "split NN: plain vs Paillier vs CKKS throughput, AUC vs centralised MLP, leak AUC",
     ),
+    "secureboost": (
+        "vfl.bench.secureboost",
+        "SecureBoost: Paillier vs plain seconds per tree over gRPC, AUC vs XGBoost hist",
+    ),
     "psi": ("vfl.bench.psi", "two-party ECDH-PSI as two OS processes vs openmined-psi, same ids"),
     "fedavg": ("vfl.bench.fedavg", "FedAvg/FedProx/robust aggregation, credit homo vs central LR"),
     "dp": ("vfl.bench.dp", "DP-SGD FedAvg at epsilon 3 and 1 vs non-private, credit homo AUC"),

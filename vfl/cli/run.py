@@ -3,7 +3,7 @@
 Runs this party's gRPC node (mutual TLS, signed envelopes) for the job's session, then
 :func:`vfl.jobs.run_job`: align by PSI -> train -> evaluate -> register the model. With ``--json``
 prints one JSON object (DESIGN.md "The job file"). Job types: ``psi``, ``hetero_lr``,
-``split_nn``, ``fedavg``.
+``split_nn``, ``fedavg``, ``secureboost``.
 
 The party's signing key from ``federation.toml`` also signs its audit log (``WORK/audit.db``) and
 its chain heads, and the peers' heads are pinned to their public keys there, so

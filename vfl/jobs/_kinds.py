@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "hetero_lr": "vfl.hetero_lr:HETERO_LR",
     "split_nn": "vfl.split_nn:SPLIT_NN",
     "fedavg": "vfl.horizontal:FEDAVG",
+    "secureboost": "vfl.secureboost:SECUREBOOST",
 }
 
 JOB_TYPES = tuple(KINDS)

@@ -43,7 +43,7 @@ __all__ = [
 
 # Job types whose Paillier key size comes from crypto.key_bits, and the smallest size allowed
 # without --insecure-small-keys (the error names that flag, so an operator knows the way out).
-_PAILLIER_KEYED = ("hetero_lr", "split_nn")
+_PAILLIER_KEYED = ("hetero_lr", "split_nn", "secureboost")
 _MIN_KEY_BITS = 2048
 _TOP_KEYS = {"job", "parties", "crypto", "evaluation", "model", "psi", "monitor"}
 
