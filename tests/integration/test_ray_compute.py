@@ -291,3 +291,55 @@ def test_cli_bad_ray_address_fails_before_psi(tmp_path: Path, cluster: RayCluste
     assert proc.returncode != 0
     assert "--ray-address needs --compute ray" in stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+PSI_JOB = """
+[job]
+id = "ray-align"
+type = "psi"
+
+[parties.bank]
+data = "bank.csv"
+id_column = "id"
+
+[parties.retailer]
+data = "retailer.csv"
+id_column = "id"
+"""
+
+
+def test_vfl_run_with_compute_ray_only_at_one_party(cluster: RayCluster, tmp_path: Path) -> None:
+    """``--compute`` is party-local: the bank on Ray, the retailer local, same job digest."""
+    config, _, _ = _cli_psi_job(tmp_path)
+    (tmp_path / "job.toml").write_text(PSI_JOB)
+    procs = {}
+    for name, extra in (
+        ("bank", ["--compute", "ray", "--ray-address", cluster.address]),
+        ("retailer", []),
+    ):
+        procs[name] = _vfl(
+            [
+                "run",
+                str(tmp_path / "job.toml"),
+                "--config",
+                str(config),
+                "--party",
+                name,
+                "--work-dir",
+                str(tmp_path / name),
+                "--json",
+                *extra,
+            ],
+            dict(cluster.env),
+        )
+    results = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {stderr[-2000:]}"
+        results[name] = json.loads(stdout.strip().splitlines()[-1])
+    assert results["bank"]["psi"]["intersection_size"] == 5_000
+    assert results["bank"]["compute"]["backend"] == "ray"
+    assert results["bank"]["compute"]["tasks"] == 2  # one batch of own ids, one of the peer's
+    assert results["retailer"]["compute"]["backend"] == "local"
+    on_disk = json.loads(Path(results["bank"]["run_dir"], "result.json").read_text())
+    assert on_disk["compute"] == results["bank"]["compute"]
