@@ -45,6 +45,7 @@ def cluster() -> Iterator[RayCluster]:
     """Two Ray nodes, this process connected as the driver (about 10 s to start on 2 cores)."""
     started = start_cluster()
     # The driver's own functions are pickled by reference: the workers import this checkout.
+    saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = started.env["PYTHONPATH"]
     try:
         ray.init(address=started.address, log_to_driver=False)
@@ -53,6 +54,10 @@ def cluster() -> Iterator[RayCluster]:
     finally:
         ray.shutdown()
         started.stop()
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def _sets(n_a: int, n_b: int, common: int, seed: int) -> tuple[list[int], list[int]]:
