@@ -30,6 +30,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -253,6 +254,21 @@ def _ray_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, int, 
     return ray.get_runtime_context().get_node_id(), os.getpid(), fn(*args)
 
 
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a wrong ``HOST:PORT``: ``ray.init`` itself retries for minutes."""
+    if "://" in address:
+        return  # a Ray Client address (ray://...): let Ray handle it
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ComputeError(f"Ray address {address!r} is not HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ComputeError(
+            f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
+
+
 class RayBackend(ComputeBackend):
     """Ray tasks on this party's own Ray cluster (``address``: its head, e.g. ``10.0.0.5:6379``).
 
@@ -296,6 +312,8 @@ class RayBackend(ComputeBackend):
                     "the ray backend needs the ray package: pip install 'vfl-engine[ray]'"
                 ) from None
             if not ray.is_initialized():
+                if self._address is not None:
+                    _probe(self._address)
                 try:
                     ray.init(
                         address=self._address or "auto",

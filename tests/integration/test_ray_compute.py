@@ -269,7 +269,7 @@ def test_cli_psi_with_compute_ray_reports_its_nodes(cluster: RayCluster, tmp_pat
     assert [r.split(",")[0] for r in bank_ids] == [r.split(",")[0] for r in retailer_ids]
 
 
-def test_cli_bad_ray_address_fails_before_psi(tmp_path: Path, cluster: RayCluster) -> None:
+def test_cli_ray_address_needs_compute_ray(tmp_path: Path, cluster: RayCluster) -> None:
     config, bank_csv, _ = _cli_psi_job(tmp_path)
     out = tmp_path / "never.csv"
     proc = _vfl(
@@ -348,3 +348,17 @@ def test_vfl_run_with_compute_ray_only_at_one_party(cluster: RayCluster, tmp_pat
     assert results["retailer"]["compute"]["backend"] == "local"
     on_disk = json.loads(Path(results["bank"]["run_dir"], "result.json").read_text())
     assert on_disk["compute"] == results["bank"]["compute"]
+
+
+def test_cli_unreachable_ray_address_fails_fast_before_psi(tmp_path: Path) -> None:
+    config, bank_csv, _ = _cli_psi_job(tmp_path)
+    out = tmp_path / "never.csv"
+    (closed,) = _free_ports(1)
+    argv = ["psi", "--config", str(config), "--party", "bank", "--input", str(bank_csv)]
+    argv += ["--id-column", "id", "--output", str(out), "--compute", "ray"]
+    proc = _vfl([*argv, "--ray-address", f"127.0.0.1:{closed}"], dict(os.environ))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    last = stderr.strip().splitlines()[-1]
+    assert f"cannot connect to the Ray cluster at 127.0.0.1:{closed}" in last
+    assert not out.exists()
