@@ -362,3 +362,20 @@ def test_cli_unreachable_ray_address_fails_fast_before_psi(tmp_path: Path) -> No
     last = stderr.strip().splitlines()[-1]
     assert f"cannot connect to the Ray cluster at 127.0.0.1:{closed}" in last
     assert not out.exists()
+
+
+def test_vfl_serve_connects_to_the_ray_cluster_before_serving(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    config, _, _ = _cli_psi_job(tmp_path)
+    argv = ["serve", "--config", str(config), "--party", "bank", "--json"]
+    proc = _vfl([*argv, "--compute", "ray", "--ray-address", cluster.address], dict(cluster.env))
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["status"] == "serving"
+        assert info["compute"] == {"backend": "ray", "workers": 2}  # the cluster's 2 CPUs
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
