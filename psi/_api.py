@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crypto import compute as _compute
+from crypto.compute import ComputeBackend, LocalBackend
 from crypto.random import RandomSource, resolve
 from protocols.channel import Channel
 from psi._common import (
@@ -20,7 +22,6 @@ from psi._common import (
     RevealKind,
 )
 from psi._normalise import Duplicates, NormalisedIds, normalise_ids
-from psi._pool import BatchPool
 from psi._twoparty import run_two_party
 from psi.errors import PSIUsageError
 
@@ -78,6 +79,7 @@ def intersect(
     timeout: float | None = None,
     progress: Progress | None = None,
     max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
+    compute: ComputeBackend | None = None,
 ) -> PSIResult:
     """Private set intersection of this party's ``ids`` with every peer's, over ``channel``.
 
@@ -90,6 +92,12 @@ def intersect(
     (seconds per wait) defaults to a limit that grows with the input size. ``workers=0`` runs
     inline; ``None`` uses every core. A peer announcing more than ``max_peer_ids`` ids
     (default 200M) is refused with :class:`PSIProtocolError` before anything is allocated.
+
+
+    The blinding and re-keying batches run on ``compute`` (e.g. a
+    :class:`crypto.compute.RayBackend` on this party's own Ray cluster), else on the backend
+    installed by :func:`crypto.compute.configure`, else on ``workers`` local processes started
+    for this call. The result does not depend on the backend.
     """
     parties = _session_parties(channel, peers)
     parsed = Reveal.parse(reveal, parties)
@@ -102,7 +110,11 @@ def intersect(
     else:
         norm = normalise_ids(ids, column=column, duplicates=duplicates)
     source = resolve(rng)
-    with BatchPool(workers=workers) as pool:
+    backend = compute or _compute.current()
+    owned = LocalBackend(workers=workers) if backend is None else None
+    pool = owned if owned is not None else backend
+    assert pool is not None
+    try:
         if len(parties) == 2:
             (peer,) = (p for p in parties if p != channel.party)
             outcome: PSIOutcome = run_two_party(
@@ -141,6 +153,9 @@ def intersect(
                 progress=progress,
                 max_peer_ids=max_peer_ids,
             )
+    finally:
+        if owned is not None:
+            owned.close()
     rows = None if outcome.members is None else norm.rows[outcome.members]
     logger.info(
         "%s: PSI done (%d ids, reveal=%s, intersection=%s)",
@@ -176,6 +191,7 @@ def align(
     timeout: float | None = None,
     progress: Progress | None = None,
     max_peer_ids: int = DEFAULT_MAX_PEER_IDS,
+    compute: ComputeBackend | None = None,
 ) -> pd.DataFrame | None:
     """This party's rows whose id is in the intersection, in the same order at every party.
 
@@ -202,6 +218,7 @@ def align(
         timeout=timeout,
         progress=progress,
         max_peer_ids=max_peer_ids,
+        compute=compute,
     )
     if result.rows is None:
         return None

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from crypto.compute import ComputeBackend
 from crypto.random import RandomSource
 from protocols.channel import Channel
 from psi import _gbf, _group
@@ -48,7 +49,6 @@ from psi._common import (
     tags_in,
 )
 from psi._normalise import NormalisedIds
-from psi._pool import BatchPool
 from psi.errors import PSIProtocolError, PSIUsageError
 
 __all__ = ["run_multi_party"]
@@ -91,7 +91,7 @@ def run_multi_party(
     leader: str,
     reveal: Reveal,
     rng: RandomSource,
-    pool: BatchPool,
+    pool: ComputeBackend,
     batch: int,
     timeout: float | None,
     progress: Progress | None = None,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from crypto.compute import ComputeBackend
 from crypto.random import RandomSource
 from protocols.channel import Channel
 from psi import _group
@@ -45,7 +46,6 @@ from psi._common import (
     tags_in,
 )
 from psi._normalise import NormalisedIds
-from psi._pool import BatchPool
 
 __all__ = ["run_two_party", "INLINE_BELOW"]
 
@@ -66,7 +66,7 @@ def run_two_party(
     peer: str,
     reveal: Reveal,
     rng: RandomSource,
-    pool: BatchPool,
+    pool: ComputeBackend,
     batch: int,
     timeout: float | None,
     progress: Progress | None = None,

@@ -3,7 +3,9 @@
 The heavy loops (obfuscators, CRT decryption, multi-exponentiation) are pure functions of lists of
 integers. :func:`map_chunks` splits the list into one chunk per worker process, ships integers as
 fixed-width big-endian bytes (never pickled objects of ours), and concatenates the results in
-order, so the output is identical to the serial call. Workers are forked from
+order, so the output is identical to the serial call. The chunks run on the compute backend
+(:mod:`crypto.compute`): the one installed by :func:`crypto.compute.configure` (e.g. the party's
+Ray cluster), else a :class:`~crypto.compute.LocalBackend` whose workers are forked from
 ``multiprocessing``'s fork server (a single-threaded process started once, with this package
 preloaded), which is safe in a multi-threaded parent (e.g. next to gRPC). The workers are kept
 (idle) after a call and reused by the next call with the same ``processes``, until
@@ -20,18 +22,17 @@ is too short to profit (measured 1.1x on two cores), while ``powmod`` profits.
 from __future__ import annotations
 
 import atexit
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import gmpy2
 import numpy as np
 import numpy.typing as npt
 
+from crypto import compute
+from crypto.compute import LocalBackend
 from crypto.errors import CryptoUsageError
 
 __all__ = ["map_chunks", "djn_parallel", "multiexp_parallel", "check_processes", "shutdown_workers"]
@@ -72,7 +73,7 @@ def _run_chunk(
 
 
 class _WorkerCache:
-    """Worker pools kept alive between calls (one per worker count), shut down at exit.
+    """Local backends kept alive between calls (one per worker count), shut down at exit.
 
     Starting workers costs about 0.5 s (they import numpy and gmpy2); reusing them makes the
     parallel path pay that once per process, not once per call. Forked children start afresh.
@@ -81,40 +82,24 @@ class _WorkerCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._pools: dict[int, ProcessPoolExecutor] = {}
+        self._pools: dict[int, LocalBackend] = {}
 
-    def get(self, processes: int) -> ProcessPoolExecutor:
+    def get(self, processes: int) -> LocalBackend:
         with self._lock:
             if os.getpid() != self._pid:
                 self._pools = {}
                 self._pid = os.getpid()
             pool = self._pools.get(processes)
             if pool is None:
-                pool = ProcessPoolExecutor(max_workers=processes, mp_context=_context())
+                pool = LocalBackend(workers=processes, start_method="forkserver")
                 self._pools[processes] = pool
             return pool
-
-    def discard(self, processes: int) -> None:
-        with self._lock:
-            pool = self._pools.pop(processes, None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _context() -> Any:
-    """The fork server (single-threaded, safe next to threads) with this package preloaded;
-    ``spawn`` where there is no fork server."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        return ctx
-    return multiprocessing.get_context("spawn")  # pragma: no cover (Windows)
+            pool.close()
 
 
 _WORKERS = _WorkerCache()
@@ -126,15 +111,18 @@ def shutdown_workers() -> None:
     _WORKERS.shutdown()
 
 
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 def _submit_all(processes: int, calls: list[tuple[Any, ...]]) -> list[Any]:
-    """Run ``fn(*args)`` for each ``(fn, *args)`` on the cached pool; results in order."""
-    pool = _WORKERS.get(processes)
-    try:
-        futures = [pool.submit(*call) for call in calls]
-        return [fut.result() for fut in futures]
-    except BrokenProcessPool:
-        _WORKERS.discard(processes)
-        raise
+    """Run ``fn(*args)`` for each ``(fn, *args)``, results in order.
+
+    On the backend installed by :func:`crypto.compute.configure` (e.g. the party's Ray cluster)
+    if there is one, else on this machine's cached pool of ``processes`` workers.
+    """
+    backend = compute.current() or _WORKERS.get(processes)
+    return backend.map(_call, calls)
 
 
 def map_chunks(

@@ -1,13 +1,16 @@
 """``vfl psi``: align this party's CSV with the peers' by private set intersection.
 
     vfl psi --config federation.toml --party bank --input bank.csv --id-column id \\
-            --output bank_aligned.csv [--reveal all|NAME|size] [--json]
+            --output bank_aligned.csv [--reveal all|NAME|size] [--json] \\
+            [--compute ray --ray-address HEAD:PORT]
 
 Every party runs the same command (same ``--job-id``, ``--reveal`` and party set) against its own
 CSV. The output holds this party's rows whose id is in the intersection, in the same order at
 every party; it is written to a temporary file and moved into place only when complete, so a
 failed run leaves no half-written output. With ``--reveal size`` (or at a party that is not the
-named receiver) no file is written and the size (if learnt) is printed.
+named receiver) no file is written and the size (if learnt) is printed. ``--compute ray`` runs
+this party's blinding batches on its own Ray cluster (docs/deploy.md); the JSON's ``"compute"``
+says which backend ran how many tasks on how many nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vfl._atomic import atomic_path
+from vfl.cli._compute import add_compute_arguments, backend_from_args
 
 __all__ = ["register"]
 
@@ -53,6 +57,7 @@ def register(sub: Any) -> None:
         default=200_000_000,
         help="refuse a peer announcing more ids than this (default 200M)",
     )
+    add_compute_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_run)
 
@@ -97,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     ids = psi.normalise_ids(df[args.id_column], column=args.id_column, duplicates=args.duplicates)
     config = load_federation(args.config)
     peers = None if not args.peers else [p.strip() for p in args.peers.split(",") if p.strip()]
+    backend = backend_from_args(args, workers=args.workers)
     start = time.perf_counter()
     node = PartyNode(config, args.party).start()
     try:
@@ -109,15 +115,16 @@ def _run(args: argparse.Namespace) -> int:
                 "reveal": args.reveal,
                 "leader": args.leader,
                 "duplicates": args.duplicates,
-                "workers": args.workers,
                 "timeout": args.timeout,
                 "progress": update,
                 "max_peer_ids": args.max_peer_ids,
+                "compute": backend,
             }
             result = psi.intersect(ids, column=args.id_column, **common)
             aligned = None if result.rows is None else df.iloc[result.rows].reset_index(drop=True)
     finally:
         node.stop()
+        backend.close()
     if aligned is not None:
         _write_atomically(aligned, args.output)
     summary = {
@@ -130,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         "output": None if aligned is None else str(args.output),
         "output_rows": None if aligned is None else len(aligned),
         "seconds": round(time.perf_counter() - start, 3),
+        "compute": backend.stats().as_dict(),
     }
     if args.json:
         print(json.dumps(summary))

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vfl.cli._compute import add_compute_arguments, backend_from_args
+
 __all__ = ["main", "register"]
 
 logger = logging.getLogger("vfl.cli.run")
@@ -59,11 +61,13 @@ def register(sub: Any) -> None:
         "e.g. 0.0.0.0:50051 behind NAT or in a container)",
     )
     add_dashboard_arguments(parser)
+    add_compute_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from crypto import compute
     from protocols.config import load_federation
     from protocols.grpc import PartyNode
     from vfl._liveness import mark_dead_runs
@@ -78,6 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"job parties missing from {args.config}: {', '.join(unknown)}")
     identity = identity_from_federation(config, args.party)
     mark_dead_runs(args.work_dir)  # a run whose process died is failed, never left "train"
+    # This party's own choice, outside the job digest: PSI and Paillier batches run on it.
+    backend = backend_from_args(args)
+    previous = compute.configure(backend)
     node = PartyNode(config, args.party, bind=args.bind).start()
     dashboard = None
     try:
@@ -110,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         if dashboard is not None:
             dashboard.stop()
         node.stop()
+        compute.configure(previous)
+        backend.close()
     if args.json:
         print(json.dumps(jsonable(result)))  # the same object as result.json
     else:

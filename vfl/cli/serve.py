@@ -7,6 +7,10 @@ is printed on stdout as soon as it serves (so scripts can wait for it).
 ``--dashboard HOST:PORT`` also serves the read-only dashboard and Prometheus ``/metrics`` of the
 party's ``--work-dir`` (:mod:`vfl.dashboard`); its token is read from ``--dashboard-token-file``
 or written to ``WORK_DIR/dashboard.token`` (0600), and the printed URL carries it.
+
+``--compute ray --ray-address HEAD:PORT`` connects this node's process to the party's own Ray
+cluster before it serves (a wrong address fails here, not in a job) and installs it as the
+process's compute backend (:func:`crypto.compute.configure`) for the jobs run in this process.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from types import FrameType
 from typing import Any
 
 import protocols.grpc
+from crypto import compute
 from vfl._liveness import mark_dead_runs
+from vfl.cli._compute import add_compute_arguments, backend_from_args
 from vfl.dashboard import add_dashboard_arguments, start_dashboard
 from vfl.errors import ConfigError
 
@@ -48,6 +54,7 @@ def register(sub: Any) -> None:
         "--work-dir", default=".", help="this party's work directory (the dashboard reads its runs)"
     )
     add_dashboard_arguments(parser)
+    add_compute_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(func=_serve)
 
@@ -58,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.heartbeat <= 0:
         raise ConfigError("--heartbeat must be positive")
+    backend = backend_from_args(args)
     try:
         config = load_federation(args.config)
         node = protocols.grpc.PartyNode(
@@ -85,12 +93,14 @@ def _serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous_backend = compute.configure(backend)
     info = {
         "party": args.party,
         "address": args.bind or config.party(args.party).address,
         "port": node.port,
         "status": "serving",
         "health_service": "grpc.health.v1.Health",
+        "compute": {"backend": backend.name, "workers": backend.workers},
     }
     if dashboard is not None:
         info["dashboard_url"] = dashboard.login_url
@@ -111,6 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
         if dashboard is not None:
             dashboard.stop()
         node.stop(grace=args.grace)
+        compute.configure(previous_backend)
+        backend.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

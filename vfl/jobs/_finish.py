@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crypto import compute
 from vfl.core import ModelPart, PartResult
 from vfl.jobs._metered import MeteredChannel
 from vfl.jobs._provenance import code_version
@@ -88,6 +89,9 @@ def finish_job(
     result["timing"]["total"] = time.perf_counter() - t0
     result["bytes_sent"] = channel.bytes_sent
     result["bytes_received"] = channel.bytes_received
+    backend = compute.current()  # vfl run --compute: this party's own backend, if installed
+    if backend is not None:
+        result["compute"] = backend.stats().as_dict()
     tracker.done(result)
     logger.info("job %s party %s done in %.2f s", job.job.id, party, result["timing"]["total"])
     return result
