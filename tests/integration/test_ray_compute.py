@@ -147,22 +147,24 @@ def test_paillier_batches_on_ray_equal_local(cluster: RayCluster) -> None:
 
 
 class _KillWorkers:
-    """A progress callback that SIGKILLs the Ray workers that have run tasks, once, mid-PSI."""
+    """A progress callback that SIGKILLs the Ray workers that have run tasks, mid-PSI."""
 
-    def __init__(self, backend: RayBackend, after: int) -> None:
+    def __init__(self, backend: RayBackend, after: int, *, every_tick: bool = False) -> None:
         self.backend = backend
         self.after = after
+        self.every_tick = every_tick
         self.killed: list[int] = []
 
     def __call__(self, done: int, total: int) -> None:
-        if self.killed or done < self.after:
+        if (self.killed and not self.every_tick) or done < self.after:
             return
         for pid in self.backend.worker_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
-            self.killed.append(pid)
+            if pid not in self.killed:
+                self.killed.append(pid)
 
 
 def test_killed_ray_worker_mid_psi_is_retried(cluster: RayCluster) -> None:
@@ -185,7 +187,8 @@ def test_killed_ray_worker_without_retries_fails_clearly(cluster: RayCluster) ->
     # Big batches: a worker is busy almost all the time, so the kill lands inside a task.
     a, b = _sets(48_000, 8_000, 2_000, seed=6)
     backend = RayBackend(cluster.address, max_retries=0)
-    killer = _KillWorkers(backend, after=1)
+    # Killed again at every batch: a kill that lands between two tasks is followed by another.
+    killer = _KillWorkers(backend, after=1, every_tick=True)
     with pytest.raises(ComputeError, match=r"Ray lost batch \d+ after 0 retries"):
         _psi(a, b, backend, progress=killer)
     assert killer.killed
