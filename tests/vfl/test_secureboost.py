@@ -261,3 +261,19 @@ def test_default_credit_matches_xgboost() -> None:
     ref = _xgb("clf", cfg, xtr, g_tr["y"]).predict_proba(xte)[:, 1]
     ours, theirs = auc(g_te["y"].to_numpy(), proba), auc(g_te["y"].to_numpy(), ref)
     assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_fate_breast_files_match_xgboost() -> None:
+    """FATE's breast pair (tests/data/fate): bank = guest (y + 10 columns), p1 = host (20)."""
+    from tests._data import read_fate
+
+    g = read_fate("breast_hetero_guest.csv")
+    h = read_fate("breast_hetero_host.csv").add_prefix("h_")
+    x = pd.concat([g.drop(columns=["id", "y"]), h.drop(columns=["h_id"])], axis=1)
+    xtr, xte, ytr, yte = train_test_split(x, g["y"], test_size=0.3, random_state=0, stratify=g["y"])
+    own = [c for c in g.columns if c not in ("id", "y")]
+    other = [c for c in h.columns if c != "h_id"]
+    cfg = config(trees=8, max_depth=3, max_bin=16, scheme="paillier")
+    proba, _, _, _ = run(cfg, xtr, xte, ytr, yte, [own, other])
+    ref = _xgb("clf", cfg, xtr, ytr).predict_proba(xte)[:, 1]
+    assert auc(yte.to_numpy(), proba) >= auc(yte.to_numpy(), ref) - 0.01
