@@ -89,6 +89,15 @@ class PartyContext:
             seconds=float(info.get("seconds") or 0.0),
         )
 
+    def record_training_crypto(self, crypto: Mapping[str, Any]) -> None:
+        """Record the scheme and key size a vertical learner trained with (its ``crypto`` out)."""
+        key_bits = crypto.get("key_bits")
+        self.tracker.crypto(
+            scheme=str(crypto["scheme"]),
+            key_bits=key_bits if isinstance(key_bits, int) else None,
+            purpose="train",
+        )
+
     def aligned(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(train, test)``; a :class:`TypeError` for a kind that does not align."""
         if self.train is None or self.test is None:

@@ -118,12 +118,7 @@ class HeteroLRKind:
         model.save(path)
         crypto = dict(model.crypto_)
         if crypto.get("scheme"):
-            key_bits = crypto.get("key_bits")
-            ctx.tracker.crypto(
-                scheme=str(crypto["scheme"]),
-                key_bits=key_bits if isinstance(key_bits, int) else None,
-                purpose="train",
-            )
+            ctx.record_training_crypto(crypto)
         history = list(model.history_) if isinstance(model, HeteroLRLabelParty) else []
         privacy = None
         if isinstance(model, HeteroLRLabelParty) and model.privacy_:

@@ -64,12 +64,7 @@ class SecureBoostKind:
         )
         ctx.tracker.phase("evaluate")  # SecureBoost evaluates inside run_secureboost_job
         crypto = out["crypto"]
-        key_bits = crypto.get("key_bits")
-        ctx.tracker.crypto(
-            scheme=str(crypto["scheme"]),
-            key_bits=key_bits if isinstance(key_bits, int) else None,
-            purpose="train",
-        )
+        ctx.record_training_crypto(crypto)
         path = Path(out["model_path"])
         return PartResult(
             metrics=out.get("metrics", {}),

@@ -72,12 +72,7 @@ class SplitNNKind:
             )
         ctx.tracker.phase("evaluate")  # split NN evaluates inside run_split_nn_job
         crypto = out["crypto"]
-        key_bits = crypto.get("key_bits")
-        ctx.tracker.crypto(
-            scheme=str(crypto["scheme"]),
-            key_bits=key_bits if isinstance(key_bits, int) else None,
-            purpose="train",
-        )
+        ctx.record_training_crypto(crypto)
         path = Path(out["model_path"])
         return PartResult(
             metrics=out.get("metrics", {}),
