@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,9 +95,15 @@ def _seeded(seed: int, party: str) -> Iterator[None]:
     secret (the interactive layer's shares are, and they come from the CSPRNG).
     """
     digest = hashlib.sha256(f"{seed}:{party}".encode()).digest()
-    with torch.random.fork_rng(devices=[]):
+    # The global RNG is one per process: parties run as threads of one process (tests,
+    # simulation) must not interleave their seed-and-draw, or each party's initial weights
+    # depend on thread timing.
+    with _SEEDING, torch.random.fork_rng(devices=[]):
         torch.manual_seed(int.from_bytes(digest[:8], "big"))
         yield
+
+
+_SEEDING = threading.Lock()
 
 
 def run_split_nn_job(
